@@ -1,0 +1,77 @@
+# Two commands matter:  `make lab`  (lab up + deploy)  and  `make test`  (every test).
+# Everything runs from .venv, which this Makefile creates from pyproject.toml.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_FORCE_COLOR ?= 0
+export PY_COLORS ?= 0
+
+ROLES_WITH_MOLECULE := $(patsubst roles/%/molecule/default/molecule.yml,%,$(wildcard roles/*/molecule/default/molecule.yml))
+SCENARIOS := $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml))
+
+.PHONY: help
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@if ! $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null; \
+	  else echo "error: $(PYTHON) cannot create virtualenvs: install python3-venv" >&2; exit 1; fi; \
+	fi
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed ## Create .venv with the pinned controller toolchain
+
+.PHONY: lab
+lab: venv ## Bring the lab up and deploy the cluster to it
+	python scripts/lab.py up
+	ansible-playbook site.yml
+
+.PHONY: lab-down
+lab-down: venv ## Remove the lab's containers and network
+	python scripts/lab.py down
+
+.PHONY: lint
+lint: venv ## ruff, mypy, yamllint, ansible-lint
+	ruff check scripts tests
+	ruff format --check scripts tests
+	mypy
+	yamllint --strict .
+	ansible-lint
+
+.PHONY: unit
+unit: venv ## Unit tests (no lab needed)
+	pytest tests/unit
+
+.PHONY: molecule
+molecule: venv ## Molecule scenarios: every role's, then the multi-host ones
+	@for role in $(ROLES_WITH_MOLECULE); do \
+	  echo "== molecule: role $$role"; (cd roles/$$role && molecule test) || exit 1; done
+	@for scenario in $(SCENARIOS); do \
+	  echo "== molecule: scenario $$scenario"; molecule test -s $$scenario || exit 1; done
+
+.PHONY: integration
+integration: lab ## Deploy the lab, then test it from outside (pytest + testinfra)
+	pytest -m lab tests/integration
+
+.PHONY: test-fast
+test-fast: lint unit ## Lint and unit tests, for the inner loop
+
+.PHONY: test
+test: lint unit molecule integration ## Every test: lint, unit, molecule, lab integration
+
+.PHONY: clean
+clean: ## Remove the lab, .venv and .lab
+	-[ -x $(BIN)/python ] && $(BIN)/python scripts/lab.py down
+	rm -rf $(VENV) .lab

@@ -1,0 +1,1 @@
+"""The local lab: Docker containers that behave like VMs (systemd, sshd, apt, own address)."""
