@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,9 @@ from clusterops.console import Failure
 HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
-def _yaml() -> YAML:
+def _yaml(explicit_start: bool = True) -> YAML:
     yaml = YAML()
+    yaml.explicit_start = explicit_start
     yaml.preserve_quotes = True
     yaml.indent(mapping=2, sequence=4, offset=2)
     return yaml
@@ -39,7 +41,9 @@ class Inventory:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self.data: CommentedMap = _yaml().load(path.read_text())
+            text = path.read_text()
+            self.explicit_start = text.lstrip().startswith("---")
+            self.data: CommentedMap = _yaml().load(text)
         except OSError as error:
             raise Failure(f"cannot read inventory {path}: {error.strerror}") from error
         if not isinstance(self.data, CommentedMap) or "all" not in self.data:
@@ -47,11 +51,12 @@ class Inventory:
 
     def _find_group(self, node: CommentedMap, group: str) -> CommentedMap | None:
         children = node.get("children") or {}
-        for name, child in children.items():
-            if child is None:
-                child = children[name] = CommentedMap()
+        for name in list(children):
+            if children[name] is None:
+                children[name] = CommentedMap()
+            child: CommentedMap = children[name]
             if name == group:
-                return child  # type: ignore[no-any-return]
+                return child
             found = self._find_group(child, group)
             if found is not None:
                 return found
@@ -94,10 +99,8 @@ class Inventory:
         del hosts[name]
 
     def render(self) -> str:
-        from io import StringIO
-
         buffer = StringIO()
-        _yaml().dump(self.data, buffer)
+        _yaml(self.explicit_start).dump(self.data, buffer)
         return buffer.getvalue()
 
     def save(self) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import ansible_runner
 
 from clusterops.console import Failure
+from clusterops.paths import PROJECT_ROOT
 
 # ansible-runner starts ansible-playbook & co. from PATH: make it find the ones installed
 # beside this interpreter (.venv/bin) even when the virtualenv is not activated.
@@ -46,3 +48,40 @@ def inventory_hostvars(inventory: Path) -> tuple[dict[str, dict[str, Any]], dict
 
     walk("all")
     return hostvars, groups
+
+
+def _settings() -> dict[str, str]:
+    """Environment for every run: the project's ansible.cfg, wherever the run happens."""
+    return {"ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg")}
+
+
+def run_module(
+    inventory: Path, pattern: str, module: str, args: str = ""
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Run one module on the hosts matching `pattern`; per host: outcome and result.
+
+    The outcome is "ok", "failed" or "unreachable".
+    """
+    outcomes = {
+        "runner_on_ok": "ok",
+        "runner_on_failed": "failed",
+        "runner_on_unreachable": "unreachable",
+    }
+    with tempfile.TemporaryDirectory(prefix="clusterops-") as private:
+        run = ansible_runner.run(
+            private_data_dir=private,
+            inventory=str(inventory.resolve()),
+            host_pattern=pattern,
+            module=module,
+            module_args=args,
+            envvars=_settings(),
+            project_dir=str(PROJECT_ROOT),
+            quiet=True,
+        )
+        results: dict[str, tuple[str, dict[str, Any]]] = {}
+        for event in run.events:
+            outcome = outcomes.get(event.get("event", ""))
+            if outcome:
+                data = event["event_data"]
+                results[data["host"]] = (outcome, data.get("res", {}))
+    return results

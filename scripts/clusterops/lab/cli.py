@@ -125,20 +125,22 @@ def cmd_ssh(args: argparse.Namespace) -> int:
     argv = hosts.ssh_argv(spec, spec.host(args.host), *remote)
     if not remote:
         argv.insert(1, "-t")
-    os.execvp(argv[0], argv)
+    os.execvp(argv[0], argv)  # noqa: S606 (replaces this process with ssh)
 
 
-def _molecule_spec(name: str, platforms: list[str], client: docker.DockerClient) -> hosts.LabSpec:
+def _molecule_lab() -> str:
+    """mol-<project>-<scenario>, from the variables molecule sets for its playbooks."""
+    project = os.environ.get("MOLECULE_PROJECT_DIRECTORY", "")
+    scenario = os.environ.get("MOLECULE_SCENARIO_NAME", "")
+    if not project or not scenario:
+        raise Failure("molecule-create/-destroy run under molecule (MOLECULE_* are not set)", 2)
+    return f"mol-{Path(project).name}-{scenario}".lower()
+
+
+def _molecule_spec(lab: str, platforms: list[str], client: docker.DockerClient) -> hosts.LabSpec:
     if not platforms:
         raise Failure("molecule-create needs at least one --host", 2)
-    lab = f"mol-{name}"
-    taken = set()
-    for network in client.networks.list():
-        if network.name == lab:
-            continue
-        for config in (network.attrs.get("IPAM") or {}).get("Config") or []:
-            if config.get("Subnet") and ":" not in config["Subnet"]:
-                taken.add(ipaddress.IPv4Network(config["Subnet"]))
+    taken = [net for net, _ in hosts.docker_subnets(client, exclude=lab)]
     candidates = list(MOLECULE_SUBNETS.subnets(new_prefix=24))
     start = int(hashlib.sha256(lab.encode()).hexdigest(), 16) % len(candidates)
     for subnet in candidates[start:] + candidates[:start]:
@@ -152,11 +154,10 @@ def _molecule_spec(name: str, platforms: list[str], client: docker.DockerClient)
 
 
 def cmd_molecule_create(args: argparse.Namespace) -> int:
+    lab = _molecule_lab()
     client = _ready_engine()
-    existing = {n.name: n for n in client.networks.list(names=[f"mol-{args.name}"])}
-    if existing:
-        hosts.down(client, f"mol-{args.name}")
-    spec = _molecule_spec(args.name, args.host, client)
+    hosts.down(client, lab)  # a scenario always starts from fresh hosts
+    spec = _molecule_spec(lab, args.host, client)
     hosts.up(client, spec, image.ensure_image(client, _recipe(args)))
     config = [
         {
@@ -173,9 +174,10 @@ def cmd_molecule_create(args: argparse.Namespace) -> int:
 
 
 def cmd_molecule_destroy(args: argparse.Namespace) -> int:
+    lab = _molecule_lab()
     client = engine.connect()
     if client is not None:
-        hosts.down(client, f"mol-{args.name}")
+        hosts.down(client, lab)
     return 0
 
 
@@ -204,9 +206,9 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("down", help="remove the lab's containers and network").set_defaults(
         func=cmd_down
     )
-    sub.add_parser("status", help="show each host's state; exit 1 if any is unhealthy").set_defaults(
-        func=cmd_status
-    )
+    sub.add_parser(
+        "status", help="show each host's state; exit 1 if any is unhealthy"
+    ).set_defaults(func=cmd_status)
     sub.add_parser("image", help="build the base image if its recipe changed").set_defaults(
         func=cmd_image
     )
@@ -214,18 +216,21 @@ def parser() -> argparse.ArgumentParser:
     ssh = sub.add_parser("ssh", help="log in to a lab host, or run a command there")
     ssh.add_argument("host", help="inventory name, e.g. worker-1")
     ssh.add_argument(
-        "remote", nargs=argparse.REMAINDER, metavar="COMMAND", help="command to run instead of a shell"
+        "remote",
+        nargs=argparse.REMAINDER,
+        metavar="COMMAND",
+        help="command to run instead of a shell",
     )
     ssh.set_defaults(func=cmd_ssh)
 
-    create = sub.add_parser("molecule-create", help="hosts for a molecule scenario (used by molecule)")
-    create.add_argument("name", help="scenario name; the lab is called mol-NAME")
+    create = sub.add_parser(
+        "molecule-create", help="hosts for a molecule scenario (used by molecule)"
+    )
     create.add_argument("--host", action="append", default=[], help="platform name (repeat)")
     create.add_argument("--instance-config", type=Path, required=True, help="file molecule reads")
     create.set_defaults(func=cmd_molecule_create)
 
     destroy = sub.add_parser("molecule-destroy", help="remove a molecule scenario's hosts")
-    destroy.add_argument("name")
     destroy.set_defaults(func=cmd_molecule_destroy)
     return top
 

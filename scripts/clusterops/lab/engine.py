@@ -58,7 +58,9 @@ def _install_docker_io(log: Path) -> None:
             ["apt-get", "update"],
             ["apt-get", "install", "-y", "--no-install-recommends", "docker.io"],
         ):
-            result = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+            result = subprocess.run(
+                argv, stdout=out, stderr=subprocess.STDOUT, env=env, check=False
+            )
             if result.returncode != 0:
                 raise Failure(f"'{' '.join(argv)}' failed (exit {result.returncode}); see {log}")
 
@@ -70,9 +72,7 @@ def _start_dockerd(log: Path) -> None:
     out = log.open("ab")
     # Not under systemd (a container or CI sandbox): run dockerd in its own session so
     # that it outlives this process, with its log beside the other lab state.
-    subprocess.Popen(
-        ["dockerd"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    subprocess.Popen(["dockerd"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def ensure_engine() -> docker.DockerClient:

@@ -7,6 +7,7 @@ host itself, so host key checking stays on).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import ipaddress
 import shutil
@@ -40,7 +41,7 @@ CONTAINER_OPTIONS: dict[str, object] = {
     "security_opt": ["seccomp=unconfined", "apparmor=unconfined"],
     "cgroupns": "host",
     "binds": ["/sys/fs/cgroup:/sys/fs/cgroup:rw"],
-    "tmpfs": {"/run": "rw,mode=755", "/run/lock": "rw,mode=1777", "/tmp": "rw,mode=1777"},
+    "tmpfs": {"/run": "rw,mode=755", "/run/lock": "rw,mode=1777", "/tmp": "rw,mode=1777"},  # noqa: S108
 }
 
 
@@ -86,7 +87,18 @@ def ensure_ssh_key() -> Path:
     if not SSH_KEY.exists():
         SSH_KEY.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
         subprocess.run(
-            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "airflow-lab", "-f", str(SSH_KEY)],
+            [
+                "ssh-keygen",
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "airflow-lab",
+                "-f",
+                str(SSH_KEY),
+            ],
             check=True,
         )
     return SSH_KEY
@@ -135,28 +147,33 @@ def _host_routes() -> list[tuple[ipaddress.IPv4Network, str]]:
     return routes
 
 
-def _check_clashes(client: docker.DockerClient, spec: LabSpec) -> None:
-    """The lab subnet must not overlap another Docker network or a routed network."""
+def docker_subnets(
+    client: docker.DockerClient, exclude: str = ""
+) -> list[tuple[ipaddress.IPv4Network, str]]:
+    """IPv4 subnets of the engine's networks (but `exclude`), with the network's name."""
+    found = []
     for network in client.networks.list():
-        if network.name == spec.name:
+        if network.name == exclude:
             continue
         for config in (network.attrs.get("IPAM") or {}).get("Config") or []:
             subnet = config.get("Subnet", "")
-            if ":" in subnet or not subnet:
-                continue
-            if ipaddress.IPv4Network(subnet).overlaps(spec.subnet):
-                raise Failure(
-                    f"lab subnet {spec.subnet} overlaps Docker network '{network.name}' "
-                    f"({subnet}): choose another lab_subnet in inventories/lab/group_vars/all/lab.yml",
-                    3,
-                )
-    for net, device in _host_routes():
-        if device.startswith(("br-", "docker")):
-            continue  # Docker's own bridges, checked above
+            if subnet and ":" not in subnet:
+                found.append((ipaddress.IPv4Network(subnet), f"Docker network '{network.name}'"))
+    return found
+
+
+def _check_clashes(client: docker.DockerClient, spec: LabSpec) -> None:
+    """The lab subnet must not overlap another Docker network or a routed network."""
+    routes = [
+        (net, f"interface {device}")
+        for net, device in _host_routes()
+        if not device.startswith(("br-", "docker"))  # Docker's own bridges come from the API
+    ]
+    for net, owner in docker_subnets(client, exclude=spec.name) + routes:
         if net.overlaps(spec.subnet):
             raise Failure(
-                f"lab subnet {spec.subnet} overlaps {net} on interface {device}: choose "
-                "another lab_subnet in inventories/lab/group_vars/all/lab.yml",
+                f"lab subnet {spec.subnet} overlaps {net} of {owner}: choose another "
+                "lab_subnet in inventories/lab/group_vars/all/lab.yml",
                 3,
             )
 
@@ -200,12 +217,16 @@ def _wait_booted(container: Container, host: str) -> str:
     while True:
         container.reload()
         if container.status != "running":
-            raise Failure(f"lab host '{host}' stopped while booting: see 'docker logs {container.name}'")
+            raise Failure(
+                f"lab host '{host}' stopped while booting: see 'docker logs {container.name}'"
+            )
         _, state = _exec(container, "systemctl", "is-system-running")
         if state in {"running", "degraded"}:
             return state
         if time.monotonic() > deadline:
-            raise Failure(f"lab host '{host}' did not finish booting in {BOOT_TIMEOUT:.0f}s (state: {state})")
+            raise Failure(
+                f"lab host '{host}' did not finish booting in {BOOT_TIMEOUT:.0f}s (state: {state})"
+            )
         time.sleep(0.5)
 
 
@@ -247,14 +268,17 @@ def _write_known_hosts(entries: dict[str, str]) -> None:
     """Replace the lab's lines in .lab/known_hosts, keeping other labs' lines."""
     lines: list[str] = []
     if KNOWN_HOSTS.exists():
-        ours = set(entries)
+        ours = {name for names in entries for name in names.split(",")}
         for line in KNOWN_HOSTS.read_text().splitlines():
             names = set(line.split(" ", 1)[0].split(","))
             if not names & ours:
                 lines.append(line)
     lines.extend(f"{names} {key}" for names, key in entries.items())
+    text = "\n".join(sorted(lines)) + "\n"
+    if KNOWN_HOSTS.exists() and KNOWN_HOSTS.read_text() == text:
+        return
     tmp = KNOWN_HOSTS.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
+    tmp.write_text(text)
     tmp.replace(KNOWN_HOSTS)
 
 
@@ -268,7 +292,7 @@ def _create(client: docker.DockerClient, spec: LabSpec, host: HostSpec, image: s
             hostname=host.name,
             labels={LABEL_LAB: spec.name, LABEL_HOST: host.name},
             networking_config=networking,
-            host_config=client.api.create_host_config(**CONTAINER_OPTIONS),  # type: ignore[arg-type]
+            host_config=client.api.create_host_config(**CONTAINER_OPTIONS),
             stop_signal="SIGRTMIN+3",
         )
     except APIError as error:
@@ -284,26 +308,31 @@ def up(client: docker.DockerClient, spec: LabSpec, image: str) -> None:
     existing = _containers(client, spec.name)
     created: list[str] = []
     try:
-        known: dict[str, str] = {}
+        started: dict[str, Container] = {}
         for host in spec.hosts:
             container = existing.get(host.name)
             if container is None:
-                with step(f"Starting lab host {host.name} at {host.address}"):
-                    container = _create(client, spec, host, image)
-                    created.append(host.name)
-                    container.start()
+                info(f"==> Starting lab host {host.name} at {host.address}")
+                container = _create(client, spec, host, image)
+                created.append(host.name)
+                container.start()
             elif container.status != "running":
-                with step(f"Starting stopped lab host {host.name}"):
-                    container.start()
+                info(f"==> Starting stopped lab host {host.name}")
+                container.start()
             elif container.image is not None and image not in container.image.tags:
                 warn(
                     f"lab host '{host.name}' runs an older lab image; "
                     "'scripts/lab.py down' then 'up' recreates it"
                 )
-            state = _wait_booted(container, host.name)
-            _authorize_key(container, spec.user, public_key)
-            known[f"{host.address},{host.name}"] = _host_key(container, host.name)
-            info(f"    {host.name:<12} {host.address:<15} systemd {state}")
+            started[host.name] = container
+        known: dict[str, str] = {}
+        with step(f"Waiting for {len(started)} host(s) to boot and start sshd"):
+            for host in spec.hosts:
+                container = started[host.name]
+                state = _wait_booted(container, host.name)
+                _authorize_key(container, spec.user, public_key)
+                known[f"{host.address},{host.name}"] = _host_key(container, host.name)
+                info(f"    {host.name:<12} {host.address:<15} systemd {state}")
         _write_known_hosts(known)
     except BaseException:
         # Nothing half-created: hosts this call made are removed again.
@@ -315,10 +344,8 @@ def up(client: docker.DockerClient, spec: LabSpec, image: str) -> None:
 
 
 def _remove(client: docker.DockerClient, name: str) -> None:
-    try:
+    with contextlib.suppress(NotFound):
         client.containers.get(name).remove(force=True, v=True)
-    except NotFound:
-        pass
 
 
 def _remove_network(client: docker.DockerClient, name: str) -> None:
@@ -370,6 +397,10 @@ def status(client: docker.DockerClient, spec: LabSpec) -> list[HostStatus]:
             probe = subprocess.run(
                 ssh_argv(spec, host, "true"), capture_output=True, text=True, check=False
             )
-            ssh = "ok" if probe.returncode == 0 else (probe.stderr.strip().splitlines() or ["failed"])[-1]
+            ssh = (
+                "ok"
+                if probe.returncode == 0
+                else (probe.stderr.strip().splitlines() or ["failed"])[-1]
+            )
         rows.append(HostStatus(host.name, host.address, container.status, systemd, ssh))
     return rows

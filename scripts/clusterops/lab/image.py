@@ -16,7 +16,7 @@ import os
 import shutil
 import subprocess
 import tarfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -59,7 +59,6 @@ class ImageRecipe:
     ca_dir: Path | None = DEFAULT_CA_DIR
     packages: tuple[str, ...] = PACKAGES
     user: str = LAB_USER
-    extra: dict[str, str] = field(default_factory=dict)
 
     def ca_files(self) -> list[Path]:
         if self.ca_dir is None or not self.ca_dir.is_dir():
@@ -93,10 +92,10 @@ class ImageRecipe:
         return f"{self.name}:{self.image_hash()}"
 
 
-def controller_mirrors() -> tuple[str, str]:
+def controller_mirrors(apt_dir: Path = Path("/etc/apt")) -> tuple[str, str]:
     """The Debian mirrors this machine's apt uses, so that lab hosts use the same ones."""
     mirror, security = DEFAULT_MIRROR, DEFAULT_SECURITY_MIRROR
-    sources = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
+    sources = [apt_dir / "sources.list", *sorted((apt_dir / "sources.list.d").glob("*"))]
     for path in sources:
         if not path.is_file():
             continue
@@ -157,7 +156,8 @@ def _import_rootfs(client: docker.DockerClient, rootfs: Path, tag: str) -> None:
     with subprocess.Popen(
         ["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE
     ) as tar:
-        assert tar.stdout is not None
+        if tar.stdout is None:
+            raise Failure("tar produced no output")
         client.api.import_image(src=tar.stdout, repository=repository, tag=version)
     if tar.returncode != 0 or not _exists(client, tag):
         raise Failure(f"importing the root filesystem from {rootfs} as {tag} failed")

@@ -28,7 +28,9 @@ def lab_spec(inventory: Path) -> LabSpec:
     first = hostvars.get(names[0], {})
     for variable in ("lab_name", "lab_subnet", "ansible_user"):
         if not first.get(variable):
-            raise Failure(f"inventory {inventory} does not set '{variable}' (group_vars/all/lab.yml)", 2)
+            raise Failure(
+                f"inventory {inventory} does not set '{variable}' (group_vars/all/lab.yml)", 2
+            )
     try:
         subnet = ipaddress.IPv4Network(first["lab_subnet"])
     except ValueError as error:

@@ -1,0 +1,54 @@
+"""Checks that run before any container is made, and the lab's SSH bookkeeping."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from clusterops.console import Failure
+from clusterops.lab import hosts
+from clusterops.lab.hosts import HostSpec, LabSpec
+
+SUBNET = ipaddress.IPv4Network("172.30.89.0/24")
+
+
+def spec(*members: tuple[str, str]) -> LabSpec:
+    return LabSpec("t", SUBNET, tuple(HostSpec(n, a) for n, a in members), "admin")
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        ((("a", "172.30.89.10"), ("a", "172.30.89.11")), "'a' is listed twice"),
+        ((("a", "172.30.89.10"), ("b", "172.30.89.10")), "172.30.89.10 is given to two"),
+        ((("a", "172.30.90.10"),), "not a usable address of the lab subnet"),
+        ((("a", "172.30.89.1"),), "not a usable address"),  # the gateway
+        ((("a", "172.30.89.255"),), "not a usable address"),  # broadcast
+    ],
+)
+def test_bad_topologies_are_refused(members: tuple[tuple[str, str], ...], message: str) -> None:
+    with pytest.raises(Failure, match=message) as caught:
+        hosts._validate(spec(*members))
+    assert caught.value.exit_code == 2
+
+
+def test_known_hosts_replaces_only_this_labs_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    known = tmp_path / "known_hosts"
+    known.write_text("10.0.0.5,other ssh-ed25519 KEEP\n172.30.89.10,a ssh-ed25519 OLD\n")
+    monkeypatch.setattr(hosts, "KNOWN_HOSTS", known)
+    hosts._write_known_hosts({"172.30.89.10,a": "ssh-ed25519 NEW"})
+    assert known.read_text().splitlines() == [
+        "10.0.0.5,other ssh-ed25519 KEEP",
+        "172.30.89.10,a ssh-ed25519 NEW",
+    ]
+
+
+def test_ssh_keeps_host_key_checking_on() -> None:
+    lab = spec(("a", "172.30.89.10"))
+    argv = hosts.ssh_argv(lab, lab.host("a"), "true")
+    assert "StrictHostKeyChecking=yes" in argv
+    assert argv[-2:] == ["admin@172.30.89.10", "true"]
