@@ -44,8 +44,8 @@ lab-down: venv ## Remove the lab's containers and network
 
 .PHONY: lint
 lint: venv ## ruff, mypy, yamllint, ansible-lint
-	ruff check scripts tests molecule roles
-	ruff format --check scripts tests molecule roles
+	ruff check
+	ruff format --check
 	mypy
 	yamllint --strict .
 	ansible-lint
