@@ -56,6 +56,7 @@ unit: venv ## Unit tests (no lab needed)
 
 .PHONY: molecule
 molecule: venv ## Molecule scenarios: every role's, then the multi-host ones
+	python scripts/lab.py image  # build the base image here, with progress output
 	@for role in $(ROLES_WITH_MOLECULE); do \
 	  echo "== molecule: role $$role"; (cd roles/$$role && molecule test) || exit 1; done
 	@for scenario in $(SCENARIOS); do \
