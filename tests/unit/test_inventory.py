@@ -16,12 +16,16 @@ def test_round_trip_is_byte_identical(lab_inventory: Path) -> None:
     assert Inventory(hosts).render() == hosts.read_text()
 
 
-def test_add_host_keeps_comments_and_order(lab_inventory: Path) -> None:
-    hosts = lab_inventory / "hosts.yml"
-    before = hosts.read_text()
+def add_worker_9(hosts: Path) -> None:
     inventory = Inventory(hosts)
     inventory.add_host("airflow_worker", "worker-9", {"ansible_host": "172.30.89.109"})
     inventory.save()
+
+
+def test_add_host_keeps_comments_and_order(lab_inventory: Path) -> None:
+    hosts = lab_inventory / "hosts.yml"
+    before = hosts.read_text()
+    add_worker_9(hosts)
     after = hosts.read_text()
     assert after.startswith(before.split("all:")[0])  # the header comment survived
     assert after.index("worker-2") < after.index("worker-9") < len(after)
@@ -31,9 +35,7 @@ def test_add_host_keeps_comments_and_order(lab_inventory: Path) -> None:
 def test_remove_host_restores_the_original(lab_inventory: Path) -> None:
     hosts = lab_inventory / "hosts.yml"
     before = hosts.read_text()
-    inventory = Inventory(hosts)
-    inventory.add_host("airflow_worker", "worker-9", {"ansible_host": "172.30.89.109"})
-    inventory.save()
+    add_worker_9(hosts)
     inventory = Inventory(hosts)
     inventory.remove_host("airflow_worker", "worker-9")
     inventory.save()
