@@ -36,6 +36,7 @@ venv: $(VENV)/.installed ## Create .venv with the pinned controller toolchain
 .PHONY: lab
 lab: venv ## Bring the lab up and deploy the cluster to it
 	python scripts/lab.py up
+	python scripts/init_secrets.py
 	ansible-playbook site.yml
 
 .PHONY: lab-down

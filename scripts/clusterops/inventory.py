@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -13,6 +11,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
 from clusterops.console import Failure
+from clusterops.files import write_atomic
 
 # Inventory host names double as DNS names and Celery hostnames: RFC 1123 labels.
 HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -105,16 +104,4 @@ class Inventory:
 
     def save(self) -> None:
         """Write through a temporary file and rename, so readers never see half a file."""
-        text = self.render()
-        mode = self.path.stat().st_mode & 0o777 if self.path.exists() else 0o644
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        try:
-            with os.fdopen(fd, "w") as out:
-                out.write(text)
-                out.flush()
-                os.fsync(out.fileno())
-            Path(tmp).chmod(mode)
-            Path(tmp).replace(self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self.path, self.render())

@@ -1,0 +1,99 @@
+"""`scripts/init_secrets.py`: create, complete or rotate an inventory's vault of secrets."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from clusterops import secrets
+from clusterops.console import Failure, info
+from clusterops.paths import LAB_INVENTORY, LAB_VAULT_PASSWORD, shown
+
+DESCRIPTION = """\
+Generate every secret the cluster needs, strongly at random, and keep them encrypted in
+<inventory>/group_vars/all/vault.yml (Ansible Vault). Secrets already in the vault are
+kept; missing ones are added; --rotate replaces the named ones. Values are never printed,
+except the one asked for with --show.
+
+The lab inventory's vault password is generated into .lab/vault-password on first use
+(ansible.cfg tells Ansible to read it). For any other inventory, give the password file
+with --vault-password-file or ANSIBLE_VAULT_PASSWORD_FILE, and keep it out of git.
+"""
+
+
+def _epilog() -> str:
+    rows = "\n".join(f"  {s.name:<36} {s.purpose}" for s in secrets.SECRETS)
+    return f"""\
+secrets:
+{rows}
+
+examples:
+  scripts/init_secrets.py                                  the lab (make lab runs this)
+  scripts/init_secrets.py -i inventories/prod --vault-password-file ~/.airflow-prod-vault
+  scripts/init_secrets.py --rotate vault_airflow_admin_password   then: ansible-playbook site.yml
+  scripts/init_secrets.py --show vault_airflow_admin_password
+
+Rotating a secret changes it in the vault only; the next site.yml deploys it. See
+docs/operations.md for the secrets that need more than that (the Fernet key).
+
+exit codes: 0 ok, 1 failure, 2 bad input (wrong vault password, unknown secret, bad file)
+"""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="init_secrets.py",
+        description=DESCRIPTION,
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "-i",
+        "--inventory",
+        type=Path,
+        default=LAB_INVENTORY,
+        help="inventory folder (default: the lab's)",
+    )
+    parser.add_argument(
+        "--vault-password-file",
+        type=Path,
+        default=os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE"),
+        help="file (or executable) holding the vault password; default for the lab: .lab/vault-password",
+    )
+    parser.add_argument(
+        "--rotate", nargs="+", default=(), metavar="NAME", help="generate these anew"
+    )
+    parser.add_argument("--show", metavar="NAME", help="print one secret's value and exit")
+    return parser.parse_args(argv)
+
+
+def _password(args: argparse.Namespace) -> bytes:
+    if args.vault_password_file is not None:
+        return secrets.read_password(Path(args.vault_password_file))
+    if args.inventory.resolve() == LAB_INVENTORY.resolve():
+        return secrets.ensure_password_file(LAB_VAULT_PASSWORD)
+    raise Failure(f"inventory {args.inventory} is not the lab's: give --vault-password-file", 2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not (args.inventory / "hosts.yml").is_file():
+        raise Failure(f"{args.inventory} is not an inventory folder (no hosts.yml)", 2)
+    vault = secrets.Vault(shown(secrets.vault_file(args.inventory)), _password(args))
+    current = vault.read()
+    if args.show:
+        if args.show not in current:
+            raise Failure(
+                f"{args.show} is not in {vault.path}; known: {', '.join(sorted(current))}", 2
+            )
+        print(current[args.show])
+        return 0
+    values, changed = secrets.complete(current, tuple(args.rotate))
+    if not changed:
+        info(f"{vault.path}: all {len(secrets.NAMES)} secrets present, nothing changed")
+        return 0
+    vault.write(values)
+    for name in changed:
+        info(f"{vault.path}: {'rotated' if name in current else 'generated'} {name}")
+    return 0

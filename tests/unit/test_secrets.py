@@ -1,0 +1,95 @@
+"""The vault of secrets: generated strong, encrypted, completed without losing values."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from clusterops import secrets
+from clusterops.console import Failure
+from clusterops.secrets_cli import main
+
+
+def test_every_secret_is_strong_and_plain() -> None:
+    values, changed = secrets.complete({})
+    assert changed == list(secrets.NAMES)
+    for name, value in values.items():
+        assert len(value) >= 24, name
+        assert value.replace("-", "").replace("_", "").replace("=", "").isalnum(), name
+
+
+def test_generated_secrets_differ() -> None:
+    first, _ = secrets.complete({})
+    second, _ = secrets.complete({})
+    assert all(first[name] != second[name] for name in secrets.NAMES)
+
+
+def test_fernet_key_decodes_to_32_bytes() -> None:
+    import base64
+
+    values, _ = secrets.complete({})
+    assert len(base64.urlsafe_b64decode(values["vault_airflow_fernet_key"])) == 32
+
+
+def test_complete_keeps_existing_and_unknown_values() -> None:
+    current = {"vault_airflow_jwt_secret": "kept-as-is", "vault_extra": "mine"}
+    values, changed = secrets.complete(current)
+    assert values["vault_airflow_jwt_secret"] == "kept-as-is"
+    assert values["vault_extra"] == "mine"
+    assert "vault_airflow_jwt_secret" not in changed
+
+
+def test_rotate_replaces_only_the_named_secret() -> None:
+    current, _ = secrets.complete({})
+    values, changed = secrets.complete(current, ("vault_airflow_admin_password",))
+    assert changed == ["vault_airflow_admin_password"]
+    assert values["vault_airflow_admin_password"] != current["vault_airflow_admin_password"]
+    assert values["vault_airflow_jwt_secret"] == current["vault_airflow_jwt_secret"]
+
+
+def test_rotating_an_unknown_name_is_refused() -> None:
+    with pytest.raises(Failure, match="unknown secret"):
+        secrets.complete({}, ("vault_nope",))
+
+
+def test_vault_round_trip_is_encrypted_and_private(tmp_path: Path) -> None:
+    vault = secrets.Vault(tmp_path / "vault.yml", b"a password")
+    values, _ = secrets.complete({})
+    vault.write(values)
+    raw = vault.path.read_bytes()
+    assert raw.startswith(b"$ANSIBLE_VAULT;")
+    assert all(value.encode() not in raw for value in values.values())
+    assert stat.S_IMODE(vault.path.stat().st_mode) == 0o600
+    assert vault.read() == values
+
+
+def test_wrong_password_names_the_file(tmp_path: Path) -> None:
+    secrets.Vault(tmp_path / "vault.yml", b"right").write({"a": "b"})
+    with pytest.raises(Failure, match=r"cannot decrypt .*vault\.yml: wrong vault password"):
+        secrets.Vault(tmp_path / "vault.yml", b"wrong").read()
+
+
+def test_a_plain_file_is_not_overwritten(tmp_path: Path) -> None:
+    plain = tmp_path / "vault.yml"
+    plain.write_text("vault_airflow_jwt_secret: typed-by-hand\n")
+    with pytest.raises(Failure, match="not encrypted"):
+        secrets.Vault(plain, b"pw").read()
+    assert plain.read_text() == "vault_airflow_jwt_secret: typed-by-hand\n"
+
+
+def test_cli_creates_then_leaves_the_vault_alone(lab_inventory: Path, tmp_path: Path) -> None:
+    password = tmp_path / "pw"
+    password.write_text("correct horse\n")
+    args = ["-i", str(lab_inventory), "--vault-password-file", str(password)]
+    assert main(args) == 0
+    vault = secrets.vault_file(lab_inventory)
+    first = vault.read_bytes()
+    assert main(args) == 0
+    assert vault.read_bytes() == first
+
+
+def test_cli_needs_a_password_for_other_inventories(lab_inventory: Path) -> None:
+    with pytest.raises(Failure, match="give --vault-password-file"):
+        main(["-i", str(lab_inventory)])
