@@ -10,7 +10,6 @@ import socket
 import time
 
 import pendulum
-
 from airflow.sdk import dag, task
 
 TASKS = 24
@@ -32,7 +31,9 @@ def cluster_smoke() -> None:
     def where_am_i(number: int) -> dict[str, object]:
         # Long enough that one worker cannot drain the queue before the other starts.
         time.sleep(1)
-        return {"number": number, "host": socket.getfqdn()}
+        host = socket.getfqdn()
+        print(f"task {number} running on {host}")
+        return {"number": number, "host": host}
 
     @task
     def summary(results: list[dict[str, object]]) -> dict[str, int]:

@@ -85,3 +85,52 @@ def run_module(
                 data = event["event_data"]
                 results[data["host"]] = (outcome, data.get("res", {}))
     return results
+
+
+def run_playbook(
+    inventory: Path,
+    playbook: str,
+    limit: str | None = None,
+    extravars: dict[str, Any] | None = None,
+    quiet: bool = False,
+) -> dict[str, dict[str, int]]:
+    """Run a playbook of the project; per host, its recap counts (ok, changed, failures...).
+
+    Progress is printed one line per task, unless `quiet`. Raises Failure naming the
+    failed task and host when the run fails.
+    """
+    failures: list[str] = []
+    stats: dict[str, dict[str, int]] = {}
+
+    def on_event(event: dict[str, Any]) -> bool:
+        kind = event.get("event", "")
+        data = event.get("event_data", {})
+        if kind == "playbook_on_stats":
+            for counter in ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored"):
+                for host, count in (data.get(counter) or {}).items():
+                    stats.setdefault(host, {})[counter] = count
+        elif kind == "playbook_on_task_start" and not quiet:
+            print(f"    {data.get('task', '')}", flush=True)
+        elif kind in ("runner_on_failed", "runner_on_unreachable") and not data.get(
+            "ignore_errors"
+        ):
+            message = data.get("res", {}).get("msg", "")
+            failures.append(f"task '{data.get('task')}' on {data.get('host')}: {message}")
+        return False  # keep no event files on disk
+
+    with tempfile.TemporaryDirectory(prefix="clusterops-") as private:
+        run = ansible_runner.run(
+            private_data_dir=private,
+            inventory=str(inventory.resolve()),
+            playbook=str(PROJECT_ROOT / playbook),
+            limit=limit,
+            extravars=extravars or {},
+            envvars=_settings(),
+            project_dir=str(PROJECT_ROOT),
+            event_handler=on_event,
+            quiet=True,
+        )
+    if run.rc != 0:
+        detail = "; ".join(failures) or f"ansible-playbook exited with {run.rc}"
+        raise Failure(f"{playbook} failed: {detail}")
+    return stats

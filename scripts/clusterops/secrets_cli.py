@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--vault-password-file",
         type=Path,
         default=os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE"),
-        help="file (or executable) holding the vault password; default for the lab: .lab/vault-password",
+        help="file (or executable) with the vault password (the lab's: .lab/vault-password)",
     )
     parser.add_argument(
         "--rotate", nargs="+", default=(), metavar="NAME", help="generate these anew"

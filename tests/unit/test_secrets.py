@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import stat
 from pathlib import Path
 
@@ -27,8 +28,6 @@ def test_generated_secrets_differ() -> None:
 
 
 def test_fernet_key_decodes_to_32_bytes() -> None:
-    import base64
-
     values, _ = secrets.complete({})
     assert len(base64.urlsafe_b64decode(values["vault_airflow_fernet_key"])) == 32
 

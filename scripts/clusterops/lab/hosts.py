@@ -15,7 +15,7 @@ import subprocess
 import tarfile
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
@@ -59,9 +59,16 @@ class LabSpec:
     subnet: ipaddress.IPv4Network
     hosts: tuple[HostSpec, ...]
     user: str
+    # Inventory groups (name -> host names), when the lab comes from an inventory.
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
 
     def container_name(self, host: str) -> str:
         return f"{self.name}-{host}"
+
+    def group(self, name: str) -> list[str]:
+        if name not in self.groups:
+            raise Failure(f"lab '{self.name}' has no inventory group '{name}'", 2)
+        return list(self.groups[name])
 
     def host(self, name: str) -> HostSpec:
         for host in self.hosts:

@@ -41,7 +41,13 @@ def lab_spec(inventory: Path) -> LabSpec:
         if not address:
             raise Failure(f"lab host '{name}' has no ansible_host in {inventory}", 2)
         hosts.append(HostSpec(name, str(address)))
-    return LabSpec(str(first["lab_name"]), subnet, tuple(hosts), str(first["ansible_user"]))
+    return LabSpec(
+        str(first["lab_name"]),
+        subnet,
+        tuple(hosts),
+        str(first["ansible_user"]),
+        groups={group: tuple(members) for group, members in groups.items()},
+    )
 
 
 def resize(hosts_file: Path, subnet: ipaddress.IPv4Network, group: str, size: int) -> list[str]:

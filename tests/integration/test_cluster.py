@@ -1,0 +1,155 @@
+"""The deployed cluster, tested from outside as its users meet it.
+
+Runs against the lab after `ansible-playbook site.yml` (make integration deploys first).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+from testinfra.host import Host
+
+from clusterops import runner, secrets
+from clusterops.cluster import AirflowAPI, Credentials, Flower, wait_for
+from clusterops.lab.hosts import LabSpec
+from clusterops.paths import LAB_INVENTORY, LAB_VAULT_PASSWORD
+
+from .conftest import lab_host
+
+pytestmark = pytest.mark.lab
+
+MASTER_UNITS = ["api-server", "scheduler", "dag-processor", "triggerer", "flower"]
+SMOKE_DAG = "cluster_smoke"
+
+
+@pytest.fixture(scope="module")
+def credentials() -> Credentials:
+    return Credentials.from_vault()
+
+
+@pytest.fixture(scope="module")
+def master(lab: LabSpec) -> str:
+    return lab.group("airflow_master")[0]
+
+
+@pytest.fixture(scope="module")
+def api(lab: LabSpec, master: str, credentials: Credentials) -> AirflowAPI:
+    address = lab.host(master).address
+    return AirflowAPI(f"http://{address}:8080", credentials.user, credentials.admin_password)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(api: AirflowAPI) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One run of the smoke DAG (24 mapped tasks), finished; with its task instances."""
+    wait_for(f"DAG {SMOKE_DAG} to be parsed", lambda: api.dag(SMOKE_DAG), timeout=120)
+    run_id = api.trigger(SMOKE_DAG)
+    run = api.wait_for_run(SMOKE_DAG, run_id, timeout=300)
+    return run, api.task_instances(SMOKE_DAG, run_id)
+
+
+def test_second_deploy_changes_nothing() -> None:
+    stats = runner.run_playbook(LAB_INVENTORY, "site.yml", quiet=True)
+    changed = {host: counts.get("changed", 0) for host, counts in stats.items()}
+    assert set(changed.values()) == {0}, changed
+
+
+def test_health_reports_every_component_healthy(api: AirflowAPI) -> None:
+    health = api.health()  # HTTP 200 even when unhealthy: the body is what counts
+    assert set(health) >= {"metadatabase", "scheduler", "triggerer", "dag_processor"}
+    assert {name: part["status"] for name, part in health.items()} == dict.fromkeys(
+        health, "healthy"
+    )
+
+
+@pytest.mark.parametrize("unit", MASTER_UNITS)
+def test_master_services_run_and_start_at_boot(lab: LabSpec, master: str, unit: str) -> None:
+    service = lab_host(lab, master).service(f"airflow-{unit}")
+    assert service.is_running
+    assert service.is_enabled
+
+
+def test_worker_services_run_and_start_at_boot(lab: LabSpec) -> None:
+    for name in lab.group("airflow_worker"):
+        service = lab_host(lab, name).service("airflow-worker")
+        assert service.is_running, name
+        assert service.is_enabled, name
+
+
+def listening(host: Host, port: int) -> set[str]:
+    sockets = host.socket.get_listening_sockets()
+    return {s.rsplit(":", 1)[0].removeprefix("tcp://") for s in sockets if s.endswith(f":{port}")}
+
+
+def test_master_listens_only_on_its_cluster_address(lab: LabSpec, master: str) -> None:
+    host, address = lab_host(lab, master), lab.host(master).address
+    for port in (8080, 5555, 8974):  # API server, Flower, scheduler health
+        assert listening(host, port) == {address}, port
+
+
+def test_database_and_broker_listen_on_localhost_and_cluster_address(lab: LabSpec) -> None:
+    for group, port in (("postgres", 5432), ("redis", 6379)):
+        name = lab.group(group)[0]
+        assert listening(lab_host(lab, name), port) >= {lab.host(name).address}
+        assert "0.0.0.0" not in listening(lab_host(lab, name), port)  # noqa: S104
+
+
+@pytest.mark.parametrize("path", ["/etc/airflow/airflow.env", "/etc/airflow/flower.env"])
+def test_secret_files_are_readable_by_airflow_only(lab: LabSpec, master: str, path: str) -> None:
+    host = lab_host(lab, master)
+    with host.sudo():
+        secret = host.file(path)
+        assert (secret.user, secret.group, secret.mode) == ("root", "airflow", 0o640)
+    assert not host.file(path).exists  # not even visible to other users: /etc/airflow is 0750
+
+
+def test_config_holds_no_secret(lab: LabSpec, master: str) -> None:
+    config = lab_host(lab, master).run("sudo cat /etc/airflow/airflow.cfg").stdout
+    assert "[core]" in config
+    vault = secrets.Vault(
+        secrets.vault_file(LAB_INVENTORY), secrets.read_password(LAB_VAULT_PASSWORD)
+    )
+    leaked = [name for name, value in vault.read().items() if value in config]
+    assert leaked == []
+
+
+def test_every_host_shares_the_same_secrets(lab: LabSpec) -> None:
+    digests = {
+        name: lab_host(lab, name).run("sudo sha256sum /etc/airflow/airflow.env").stdout.split()[0]
+        for name in lab.group("airflow")
+    }
+    assert len(set(digests.values())) == 1, digests
+
+
+def test_smoke_dag_runs_on_both_workers(
+    lab: LabSpec, smoke_run: tuple[dict[str, Any], list[dict[str, Any]]]
+) -> None:
+    run, tis = smoke_run
+    assert run["state"] == "success"
+    mapped = [ti for ti in tis if ti["task_id"] == "where_am_i"]
+    assert len(mapped) == 24
+    assert {ti["state"] for ti in tis} == {"success"}
+    hosts = Counter(ti["hostname"] for ti in mapped)
+    assert set(hosts) == set(lab.group("airflow_worker")), hosts
+
+
+def test_worker_log_is_readable_through_the_master(
+    api: AirflowAPI, smoke_run: tuple[dict[str, Any], list[dict[str, Any]]]
+) -> None:
+    _, tis = smoke_run
+    for worker in sorted({ti["hostname"] for ti in tis}):
+        ti = next(t for t in tis if t["task_id"] == "where_am_i" and t["hostname"] == worker)
+        log = api.task_log(ti)
+        assert f"task {ti['map_index']} running on {worker}" in log, log[-2000:]
+
+
+def test_flower_lists_every_worker(lab: LabSpec, master: str, credentials: Credentials) -> None:
+    flower = Flower(f"http://{lab.host(master).address}:5555", "admin", credentials.flower_password)
+    assert set(flower.workers()) == {f"celery@{name}" for name in lab.group("airflow_worker")}
+
+
+def test_flower_refuses_anonymous_users(lab: LabSpec, master: str) -> None:
+    flower = Flower(f"http://{lab.host(master).address}:5555", "admin", "wrong-password")
+    with pytest.raises(Exception, match="401"):
+        flower.workers()
