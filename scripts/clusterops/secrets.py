@@ -1,9 +1,9 @@
 """The cluster's secrets: generated at random, kept in an Ansible Vault file per inventory.
 
 The vault file is `<inventory>/group_vars/all/vault.yml`, encrypted as a whole (what
-`ansible-vault encrypt` writes), holding one `vault_*` variable per secret. The roles read
-them through the mapping in `group_vars/all/` of the inventory's playbooks; the preflight
-play refuses to run when one is missing or looks like a placeholder.
+`ansible-vault encrypt` writes), holding one `vault_*` variable per secret. The roles' defaults
+read them (e.g. airflow_jwt_secret: "{{ vault_airflow_jwt_secret }}"); the preflight play
+refuses to run when one is missing or looks like a placeholder.
 """
 
 from __future__ import annotations

@@ -1,0 +1,92 @@
+"""A master: five healthy services, on the cluster address only, with authenticated UIs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from testinfra.host import Host
+
+UNITS = ["api-server", "scheduler", "dag-processor", "triggerer", "flower"]
+
+
+def secret(name: str) -> str:
+    return (Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / f"secret_{name}").read_text().strip()
+
+
+def address(host: Host) -> str:
+    return str(host.ansible.get_variables()["ansible_host"])
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_service_runs_and_starts_at_boot(host: Host, unit: str) -> None:
+    service = host.service(f"airflow-{unit}")
+    assert service.is_running
+    assert service.is_enabled
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_service_is_hardened_and_restarts(host: Host, unit: str) -> None:
+    wanted = "User,Restart,NoNewPrivileges,ProtectSystem,ProtectHome,PrivateTmp"
+    props = host.check_output(f"systemctl show airflow-{unit} -p {wanted}")
+    assert sorted(props.splitlines()) == [
+        "NoNewPrivileges=yes",
+        "PrivateTmp=yes",
+        "ProtectHome=yes",
+        "ProtectSystem=strict",
+        "Restart=always",
+        "User=airflow",
+    ]
+
+
+@pytest.mark.parametrize("port", [8080, 5555, 8974])
+def test_listens_on_the_cluster_address_only(host: Host, port: int) -> None:
+    sockets = [s for s in host.socket.get_listening_sockets() if s.endswith(f":{port}")]
+    assert sockets == [f"tcp://{address(host)}:{port}"]
+
+
+def test_health_body_reports_every_component_healthy(host: Host) -> None:
+    body = json.loads(
+        host.check_output(f"curl -sf http://{address(host)}:8080/api/v2/monitor/health")
+    )
+    assert {name: part["status"] for name, part in body.items()} == {
+        "metadatabase": "healthy",
+        "scheduler": "healthy",
+        "triggerer": "healthy",
+        "dag_processor": "healthy",
+    }
+
+
+def test_scheduler_health_endpoint(host: Host) -> None:
+    assert host.run(f"curl -sf http://{address(host)}:8974/health").rc == 0
+
+
+def login(host: Host, password: str) -> str:
+    body = json.dumps({"username": "admin", "password": password})
+    return str(
+        host.check_output(
+            f"curl -s -o /dev/null -w '%{{http_code}}' -H 'Content-Type: application/json' "
+            f"-d '{body}' http://{address(host)}:8080/auth/token"
+        )
+    )
+
+
+def test_admin_logs_in_with_the_vault_password_only(host: Host) -> None:
+    assert login(host, secret("admin")) in {"200", "201"}
+    assert login(host, "not-the-password") == "401"
+
+
+def test_flower_needs_its_password(host: Host) -> None:
+    url = f"http://{address(host)}:5555/api/workers"
+    assert host.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' {url}") == "401"
+    status = host.check_output(
+        f"curl -s -o /dev/null -w '%{{http_code}}' -u admin:{secret('flower')} {url}"
+    )
+    assert status == "200"
+
+
+def test_schema_is_migrated(host: Host) -> None:
+    with host.sudo("airflow"):
+        assert host.run("airflow db check-migrations --migration-wait-timeout 1").rc == 0

@@ -1,0 +1,118 @@
+"""Bad input stops site.yml before anything changes, with a message naming the problem."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from clusterops import secrets
+from clusterops.inventory import Inventory
+from clusterops.lab import hosts
+from clusterops.paths import LAB_INVENTORY, PROJECT_ROOT
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture
+def inventory(tmp_path: Path) -> Path:
+    """A copy of the lab inventory (vault included) that a test may spoil."""
+    copy = tmp_path / "inventory"
+    shutil.copytree(LAB_INVENTORY, copy)
+    return copy
+
+
+def site(inventory: Path, *extra: str) -> tuple[int, str]:
+    """Run site.yml against the lab's hosts with `inventory`; return its exit code and output."""
+    connection = {  # the lab's key and pinned host keys, wherever the inventory copy lives
+        "ansible_ssh_private_key_file": str(hosts.SSH_KEY),
+        "ansible_ssh_common_args": (
+            f"-o UserKnownHostsFile={hosts.KNOWN_HOSTS} -o StrictHostKeyChecking=yes"
+        ),
+    }
+    result = subprocess.run(
+        [
+            "ansible-playbook",
+            "-i",
+            str(inventory),
+            "site.yml",
+            "-e",
+            json.dumps(connection),
+            *extra,
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+def assert_stopped_unchanged(rc: int, output: str, message: str) -> None:
+    assert rc != 0, output[-3000:]
+    assert re.search(message, output), output[-3000:]
+    assert not re.search(r"changed=[1-9]", output), output[-3000:]
+
+
+def test_missing_secret_is_named(inventory: Path) -> None:
+    secrets.vault_file(inventory).unlink()
+    rc, output = site(inventory)
+    assert_stopped_unchanged(
+        rc, output, r"vault_postgresql_airflow_password is missing from the vault"
+    )
+
+
+def test_wrong_vault_password_stops_at_the_start(inventory: Path, tmp_path: Path) -> None:
+    other = secrets.Vault(secrets.vault_file(inventory), b"another password")
+    other.write(secrets.complete({})[0])
+    rc, output = site(inventory)
+    # Ansible's own message; it does not name the file (scripts/init_secrets.py does).
+    assert_stopped_unchanged(rc, output, r"Decryption failed")
+
+
+def test_invalid_queue_name_is_named(inventory: Path) -> None:
+    rc, output = site(inventory, "-e", '{"airflow_worker_queues": ["default", "bad queue!"]}')
+    assert_stopped_unchanged(rc, output, r"worker-1: airflow_worker_queues must be")
+
+
+def test_unsupported_os_names_the_host(inventory: Path) -> None:
+    rc, output = site(inventory, "-e", '{"__preflight_os": ["Debian 13"]}')
+    assert_stopped_unchanged(rc, output, r"master-1 runs Debian 12\.\d+; supported: Debian 13")
+
+
+def test_two_hosts_with_one_address_are_named(inventory: Path) -> None:
+    edit = Inventory(inventory / "hosts.yml")
+    edit.group("airflow_worker")["hosts"]["worker-2"]["ansible_host"] = "172.30.89.101"
+    edit.save()
+    rc, output = site(inventory)
+    assert_stopped_unchanged(
+        rc, output, r"172\.30\.89\.101 is the cluster_address of several hosts: worker-1, worker-2"
+    )
+
+
+def test_unreachable_host_stops_everything(inventory: Path) -> None:
+    edit = Inventory(inventory / "hosts.yml")
+    edit.add_host(
+        "airflow_worker", "worker-9", {"ansible_host": "172.30.89.109"}
+    )  # no such lab host
+    edit.save()
+    rc, output = site(inventory)
+    assert_stopped_unchanged(rc, output, r"worker-9.*UNREACHABLE")
+
+
+def test_duplicate_host_name_in_a_group_is_an_error(inventory: Path) -> None:
+    hosts_file = inventory / "hosts.yml"
+    hosts_file.write_text(
+        hosts_file.read_text().replace(
+            "            worker-2:\n",
+            "            worker-1:\n"
+            "              ansible_host: 172.30.89.103\n"
+            "            worker-2:\n",
+        )
+    )
+    rc, output = site(inventory)
+    assert_stopped_unchanged(rc, output, r"(?i)duplicate.*worker-1")
