@@ -63,8 +63,17 @@ molecule: venv ## Molecule scenarios: every role's, then the multi-host ones
 	@for scenario in $(SCENARIOS); do \
 	  echo "== molecule: scenario $$scenario"; molecule test -s $$scenario || exit 1; done
 
+.PHONY: browser
+browser: ## Install Debian's chromium and chromium-driver for the UI tests, if missing
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium and chromium-driver for the UI tests"; \
+	    apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else echo "error: the UI tests need chromium and chromium-driver" >&2; exit 1; fi; \
+	fi
+
 .PHONY: integration
-integration: lab ## Deploy the lab, then test it from outside (pytest + testinfra)
+integration: lab browser ## Deploy the lab, then test it from outside (pytest + testinfra, chromium)
 	pytest -m lab tests/integration
 
 .PHONY: test-fast

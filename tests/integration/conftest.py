@@ -6,10 +6,13 @@ key and pinned host keys under .lab/.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import testinfra
 from testinfra.host import Host
 
+from clusterops.cluster import AirflowAPI, Credentials, wait_for
 from clusterops.lab import hosts, topology
 from clusterops.lab.hosts import LabSpec
 from clusterops.paths import LAB_INVENTORY
@@ -43,3 +46,31 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture
 def node(lab: LabSpec, lab_node: str) -> Host:
     return lab_host(lab, lab_node)
+
+
+SMOKE_DAG = "cluster_smoke"
+
+
+@pytest.fixture(scope="session")
+def credentials() -> Credentials:
+    return Credentials.from_vault()
+
+
+@pytest.fixture(scope="session")
+def master(lab: LabSpec) -> str:
+    return lab.group("airflow_master")[0]
+
+
+@pytest.fixture(scope="session")
+def api(lab: LabSpec, master: str, credentials: Credentials) -> AirflowAPI:
+    address = lab.host(master).address
+    return AirflowAPI(f"http://{address}:8080", credentials.user, credentials.admin_password)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(api: AirflowAPI) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One run of the smoke DAG (24 mapped tasks), finished; with its task instances."""
+    wait_for(f"DAG {SMOKE_DAG} to be parsed", lambda: api.dag(SMOKE_DAG), timeout=120)
+    run_id = api.trigger(SMOKE_DAG)
+    run = api.wait_for_run(SMOKE_DAG, run_id, timeout=300)
+    return run, api.task_instances(SMOKE_DAG, run_id)

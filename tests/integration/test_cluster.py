@@ -12,7 +12,7 @@ import pytest
 from testinfra.host import Host
 
 from clusterops import runner, secrets
-from clusterops.cluster import AirflowAPI, Credentials, Flower, wait_for
+from clusterops.cluster import AirflowAPI, Credentials, Flower
 from clusterops.lab.hosts import LabSpec
 from clusterops.paths import LAB_INVENTORY, LAB_VAULT_PASSWORD
 
@@ -21,32 +21,6 @@ from .conftest import lab_host
 pytestmark = pytest.mark.lab
 
 MASTER_UNITS = ["api-server", "scheduler", "dag-processor", "triggerer", "flower"]
-SMOKE_DAG = "cluster_smoke"
-
-
-@pytest.fixture(scope="module")
-def credentials() -> Credentials:
-    return Credentials.from_vault()
-
-
-@pytest.fixture(scope="module")
-def master(lab: LabSpec) -> str:
-    return lab.group("airflow_master")[0]
-
-
-@pytest.fixture(scope="module")
-def api(lab: LabSpec, master: str, credentials: Credentials) -> AirflowAPI:
-    address = lab.host(master).address
-    return AirflowAPI(f"http://{address}:8080", credentials.user, credentials.admin_password)
-
-
-@pytest.fixture(scope="module")
-def smoke_run(api: AirflowAPI) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """One run of the smoke DAG (24 mapped tasks), finished; with its task instances."""
-    wait_for(f"DAG {SMOKE_DAG} to be parsed", lambda: api.dag(SMOKE_DAG), timeout=120)
-    run_id = api.trigger(SMOKE_DAG)
-    run = api.wait_for_run(SMOKE_DAG, run_id, timeout=300)
-    return run, api.task_instances(SMOKE_DAG, run_id)
 
 
 def test_second_deploy_changes_nothing() -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
+from http import HTTPStatus
 from pathlib import Path
 
 import pytest
+import requests
 from testinfra.host import Host
 
 UNITS = ["api-server", "scheduler", "dag-processor", "triggerer", "flower"]
@@ -47,10 +48,9 @@ def test_listens_on_the_cluster_address_only(host: Host, port: int) -> None:
     assert sockets == [f"tcp://{address(host)}:{port}"]
 
 
+# HTTP checks run from the controller, as a user or a load balancer would.
 def test_health_body_reports_every_component_healthy(host: Host) -> None:
-    body = json.loads(
-        host.check_output(f"curl -sf http://{address(host)}:8080/api/v2/monitor/health")
-    )
+    body = requests.get(f"http://{address(host)}:8080/api/v2/monitor/health", timeout=30).json()
     assert {name: part["status"] for name, part in body.items()} == {
         "metadatabase": "healthy",
         "scheduler": "healthy",
@@ -60,31 +60,31 @@ def test_health_body_reports_every_component_healthy(host: Host) -> None:
 
 
 def test_scheduler_health_endpoint(host: Host) -> None:
-    assert host.run(f"curl -sf http://{address(host)}:8974/health").rc == 0
-
-
-def login(host: Host, password: str) -> str:
-    body = json.dumps({"username": "admin", "password": password})
-    return str(
-        host.check_output(
-            f"curl -s -o /dev/null -w '%{{http_code}}' -H 'Content-Type: application/json' "
-            f"-d '{body}' http://{address(host)}:8080/auth/token"
-        )
+    assert (
+        requests.get(f"http://{address(host)}:8974/health", timeout=30).status_code == HTTPStatus.OK
     )
 
 
+def login(host: Host, password: str) -> int:
+    response = requests.post(
+        f"http://{address(host)}:8080/auth/token",
+        json={"username": "admin", "password": password},
+        timeout=30,
+    )
+    return response.status_code
+
+
 def test_admin_logs_in_with_the_vault_password_only(host: Host) -> None:
-    assert login(host, secret("admin")) in {"200", "201"}
-    assert login(host, "not-the-password") == "401"
+    assert login(host, secret("admin")) in {HTTPStatus.OK, HTTPStatus.CREATED}
+    assert login(host, "not-the-password") == HTTPStatus.UNAUTHORIZED
 
 
 def test_flower_needs_its_password(host: Host) -> None:
     url = f"http://{address(host)}:5555/api/workers"
-    assert host.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' {url}") == "401"
-    status = host.check_output(
-        f"curl -s -o /dev/null -w '%{{http_code}}' -u admin:{secret('flower')} {url}"
+    assert requests.get(url, timeout=30).status_code == HTTPStatus.UNAUTHORIZED
+    assert (
+        requests.get(url, auth=("admin", secret("flower")), timeout=30).status_code == HTTPStatus.OK
     )
-    assert status == "200"
 
 
 def test_schema_is_migrated(host: Host) -> None:

@@ -1,0 +1,86 @@
+"""The UI in a real browser (Debian's chromium, headless): log in, see the DAGs, read a log.
+
+`make integration` installs chromium and chromium-driver when they are missing.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+from clusterops.cluster import Credentials
+from clusterops.lab.hosts import LabSpec
+
+pytestmark = pytest.mark.lab
+TIMEOUT = 60
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not chromium or not driver:
+        pytest.fail(
+            "chromium and chromium-driver are needed: apt-get install chromium chromium-driver"
+        )
+    options = webdriver.ChromeOptions()
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+    ):
+        options.add_argument(argument)
+    options.binary_location = chromium
+    session = webdriver.Chrome(service=Service(driver), options=options)
+    yield session
+    session.quit()
+
+
+@pytest.fixture(scope="module")
+def ui(lab: LabSpec, master: str) -> str:
+    return f"http://{lab.host(master).address}:8080"
+
+
+def wait(browser: WebDriver, what: str, condition: Any) -> None:
+    WebDriverWait(browser, TIMEOUT, poll_frequency=0.5).until(
+        condition, f"timed out waiting for {what}"
+    )
+
+
+def test_admin_logs_in(browser: WebDriver, ui: str, credentials: Credentials) -> None:
+    browser.get(ui)
+    wait(browser, "the login form", lambda b: b.find_elements(By.NAME, "username"))
+    browser.find_element(By.NAME, "username").send_keys(credentials.user)
+    browser.find_element(By.NAME, "password").send_keys(credentials.admin_password)
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit], button[type=submit]").click()
+    wait(browser, "the login to finish", lambda b: "/auth/login" not in b.current_url)
+
+
+def test_dags_are_listed(browser: WebDriver, ui: str) -> None:
+    browser.get(f"{ui}/dags")
+    wait(
+        browser,
+        "the DAG list",
+        lambda b: "cluster_smoke" in b.page_source and "noop_mapped" in b.page_source,
+    )
+
+
+def test_task_log_opens(
+    browser: WebDriver, ui: str, smoke_run: tuple[dict[str, Any], list[dict[str, Any]]]
+) -> None:
+    run, tis = smoke_run
+    ti = next(t for t in tis if t["task_id"] == "where_am_i" and t["map_index"] == 0)
+    browser.get(
+        f"{ui}/dags/cluster_smoke/runs/{quote(run['dag_run_id'])}/tasks/where_am_i/mapped/0"
+    )
+    line = f"task 0 running on {ti['hostname']}"
+    wait(browser, f"the log line '{line}'", lambda b: line in b.page_source)
