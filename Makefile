@@ -35,9 +35,11 @@ venv: $(VENV)/.installed ## Create .venv with the pinned controller toolchain
 
 .PHONY: lab
 lab: venv ## Bring the lab up and deploy the cluster to it
-	python scripts/lab.py up
-	python scripts/init_secrets.py
-	ansible-playbook site.yml
+	@start=$$(date +%s); \
+	python scripts/lab.py up && \
+	python scripts/init_secrets.py && \
+	ansible-playbook site.yml && \
+	echo "make lab: lab up and cluster deployed in $$(( $$(date +%s) - start ))s"
 
 .PHONY: lab-down
 lab-down: venv ## Remove the lab's containers and network
@@ -74,7 +76,7 @@ browser: ## Install Debian's chromium and chromium-driver for the UI tests, if m
 
 .PHONY: integration
 integration: lab browser ## Deploy the lab, then test it from outside (pytest + testinfra, chromium)
-	pytest -m lab tests/integration
+	pytest -m lab --durations=10 tests/integration
 
 .PHONY: test-fast
 test-fast: lint unit ## Lint and unit tests, for the inner loop
