@@ -12,7 +12,7 @@ import pytest
 from testinfra.host import Host
 
 from clusterops import runner, secrets
-from clusterops.cluster import AirflowAPI, Credentials, Flower
+from clusterops.cluster import AirflowAPI, Credentials, Flower, wait_for
 from clusterops.lab.hosts import LabSpec
 from clusterops.paths import LAB_INVENTORY, LAB_VAULT_PASSWORD
 
@@ -120,7 +120,14 @@ def test_worker_log_is_readable_through_the_master(
 
 def test_flower_lists_every_worker(lab: LabSpec, master: str, credentials: Credentials) -> None:
     flower = Flower(f"http://{lab.host(master).address}:5555", "admin", credentials.flower_password)
-    assert set(flower.workers()) == {f"celery@{name}" for name in lab.group("airflow_worker")}
+    expected = {f"celery@{name}" for name in lab.group("airflow_worker")}
+
+    def complete() -> set[str] | None:
+        # Flower asks the workers over the broker; a slow reply is missing from one answer.
+        seen = set(flower.workers())
+        return seen if seen == expected else None
+
+    assert wait_for("Flower to list every worker", complete, timeout=60) == expected
 
 
 def test_flower_refuses_anonymous_users(lab: LabSpec, master: str) -> None:
