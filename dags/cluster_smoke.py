@@ -6,6 +6,7 @@ trigger it after every deploy; it is safe to run any time (it reads and writes n
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 
@@ -13,6 +14,7 @@ import pendulum
 from airflow.sdk import dag, task
 
 TASKS = 24
+log = logging.getLogger(__name__)
 
 
 @dag(
@@ -32,7 +34,8 @@ def cluster_smoke() -> None:
         # Long enough that one worker cannot drain the queue before the other starts.
         time.sleep(1)
         host = socket.getfqdn()
-        print(f"task {number} running on {host}")
+        # Logged, not printed: stdout is buffered and lands after the task in the log.
+        log.info("task %d running on %s", number, host)
         return {"number": number, "host": host}
 
     @task
@@ -41,7 +44,7 @@ def cluster_smoke() -> None:
         for result in results:
             host = str(result["host"])
             hosts[host] = hosts.get(host, 0) + 1
-        print(f"{len(results)} tasks ran on {len(hosts)} host(s): {hosts}")
+        log.info("%d tasks ran on %d host(s): %s", len(results), len(hosts), hosts)
         return hosts
 
     summary(where_am_i.expand(number=numbers()))

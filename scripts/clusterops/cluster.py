@@ -182,8 +182,12 @@ class Flower:
         self.timeout = timeout
 
     def workers(self) -> dict[str, Any]:
+        """The workers that answer Flower now (not its cache of those seen at its start)."""
         response = requests.get(
-            f"{self.base_url}/api/workers", auth=self.auth, timeout=self.timeout
+            f"{self.base_url}/api/workers",
+            params={"refresh": "true"},
+            auth=self.auth,
+            timeout=self.timeout,
         )
         response.raise_for_status()
         result: dict[str, Any] = response.json()

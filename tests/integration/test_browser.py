@@ -22,6 +22,9 @@ from clusterops.lab.hosts import LabSpec
 
 pytestmark = pytest.mark.lab
 TIMEOUT = 60
+# The UI's log view: a virtualised list whose groups start collapsed.
+LOG_LINES = "[data-testid='virtualized-list']"
+LOG_GROUP_HEADERS = "[data-testid^='summary-']"
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +59,30 @@ def wait(browser: WebDriver, what: str, condition: Any) -> None:
     )
 
 
+def expand_log_groups(browser: WebDriver) -> None:
+    """Open every collapsed group of the log view ("▶ Pre Execute", ...)."""
+    for _ in range(20):
+        # Each click re-renders the list, so the headers are looked up again every time.
+        collapsed = [
+            header
+            for header in browser.find_elements(By.CSS_SELECTOR, LOG_GROUP_HEADERS)
+            if header.text.startswith("▶")
+        ]
+        if not collapsed:
+            return
+        name = collapsed[0].get_attribute("data-testid")
+        collapsed[0].click()
+        wait(
+            browser,
+            f"the log group {name} to open",
+            lambda b, name=name: all(
+                h.text.startswith("▼")
+                for h in b.find_elements(By.CSS_SELECTOR, f"[data-testid='{name}']")
+            ),
+        )
+    pytest.fail("the log view kept collapsed groups after 20 clicks")
+
+
 def test_admin_logs_in(browser: WebDriver, ui: str, credentials: Credentials) -> None:
     browser.get(ui)
     wait(browser, "the login form", lambda b: b.find_elements(By.NAME, "username"))
@@ -83,4 +110,7 @@ def test_task_log_opens(
         f"{ui}/dags/cluster_smoke/runs/{quote(run['dag_run_id'])}/tasks/where_am_i/mapped/0"
     )
     line = f"task 0 running on {ti['hostname']}"
-    wait(browser, f"the log line '{line}'", lambda b: line in b.page_source)
+    wait(browser, "the log", lambda b: b.find_elements(By.CSS_SELECTOR, LOG_LINES))
+    expand_log_groups(browser)
+    text = browser.find_element(By.CSS_SELECTOR, LOG_LINES).text
+    assert line in text, f"'{line}' is not in the log the UI shows:\n{text[:3000]}"
