@@ -62,6 +62,29 @@ def test_master_listens_only_on_its_cluster_address(lab: LabSpec, master: str) -
         assert listening(host, port) == {address}, port
 
 
+def proxy_servers(host: Host) -> dict[str, str]:
+    """HAProxy's view of the masters behind a worker's API proxy: name -> UP / DOWN."""
+    with host.sudo():
+        out = host.check_output(
+            "python3 -c 'import socket; s = socket.socket(socket.AF_UNIX);"
+            " s.connect(\"/run/haproxy/admin.sock\"); s.sendall(b\"show stat\\n\");"
+            " print(s.makefile().read())'"
+        )
+    rows = [line.split(",") for line in out.splitlines() if line.startswith("masters,")]
+    return {row[1]: row[17] for row in rows if row[1] not in ("FRONTEND", "BACKEND")}
+
+
+def test_workers_reach_every_master_through_their_api_proxy(lab: LabSpec) -> None:
+    masters = lab.group("airflow_master")
+    for name in lab.group("airflow_worker"):
+        host = lab_host(lab, name)
+        with host.sudo():
+            config = host.file("/etc/airflow/airflow.cfg").content_string
+        assert "execution_api_server_url = http://127.0.0.1:8080/execution/" in config, name
+        assert listening(host, 8080) == {"127.0.0.1"}, name
+        assert proxy_servers(host) == dict.fromkeys(masters, "UP"), name
+
+
 def test_database_and_broker_listen_on_localhost_and_cluster_address(lab: LabSpec) -> None:
     for group, port in (("postgres", 5432), ("redis", 6379)):
         name = lab.group(group)[0]

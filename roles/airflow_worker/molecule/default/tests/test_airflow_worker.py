@@ -43,3 +43,16 @@ def test_serves_task_logs_to_the_masters(host: Host) -> None:
     assert (
         host.socket("tcp://0.0.0.0:8793").is_listening or host.socket("tcp://:::8793").is_listening
     )
+
+
+def test_api_proxy_listens_on_loopback_only(host: Host) -> None:
+    assert host.service("haproxy").is_running
+    sockets = [s for s in host.socket.get_listening_sockets() if s.startswith("tcp://")]
+    assert [s for s in sockets if s.endswith(":8080")] == ["tcp://127.0.0.1:8080"]
+
+
+def test_api_proxy_balances_every_master(host: Host) -> None:
+    masters = host.ansible.get_variables()["groups"]["airflow_master"]
+    config = host.file("/etc/haproxy/haproxy.cfg").content_string
+    servers = [line.split()[1] for line in config.splitlines() if line.strip().startswith("server ")]
+    assert servers == masters
