@@ -67,7 +67,7 @@ def proxy_servers(host: Host) -> dict[str, str]:
     with host.sudo():
         out = host.check_output(
             "python3 -c 'import socket; s = socket.socket(socket.AF_UNIX);"
-            " s.connect(\"/run/haproxy/admin.sock\"); s.sendall(b\"show stat\\n\");"
+            ' s.connect("/run/haproxy/admin.sock"); s.sendall(b"show stat\\n");'
             " print(s.makefile().read())'"
         )
     rows = [line.split(",") for line in out.splitlines() if line.startswith("masters,")]

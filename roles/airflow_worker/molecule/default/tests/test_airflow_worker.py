@@ -54,5 +54,7 @@ def test_api_proxy_listens_on_loopback_only(host: Host) -> None:
 def test_api_proxy_balances_every_master(host: Host) -> None:
     masters = host.ansible.get_variables()["groups"]["airflow_master"]
     config = host.file("/etc/haproxy/haproxy.cfg").content_string
-    servers = [line.split()[1] for line in config.splitlines() if line.strip().startswith("server ")]
+    servers = [
+        line.split()[1] for line in config.splitlines() if line.strip().startswith("server ")
+    ]
     assert servers == masters
