@@ -13,7 +13,8 @@ export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
 
 ROLES_WITH_MOLECULE := $(patsubst roles/%/molecule/default/molecule.yml,%,$(wildcard roles/*/molecule/default/molecule.yml))
-SCENARIOS := $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml))
+# bench_local_executor is a benchmark (make bench), not a test.
+SCENARIOS := $(filter-out bench_local_executor,$(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
 .PHONY: help
 help: ## Show the targets
@@ -80,6 +81,11 @@ integration: lab browser ## Deploy the lab, then test it from outside (pytest + 
 
 .PHONY: test-fast
 test-fast: lint unit ## Lint and unit tests, for the inner loop
+
+.PHONY: bench
+bench: lab ## Benchmark: 100 no-op mapped tasks on the lab (Celery), then on one LocalExecutor host
+	python scripts/bench_mapped.py --tasks 100
+	molecule test -s bench_local_executor
 
 .PHONY: test
 test: lint unit molecule integration ## Every test: lint, unit, molecule, lab integration

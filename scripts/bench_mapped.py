@@ -10,13 +10,15 @@ from pathlib import Path
 
 from clusterops.cluster import AirflowAPI, Credentials, wait_for
 from clusterops.console import Failure, info, run_main, step
+from clusterops.lab.topology import lab_spec
 from clusterops.paths import LAB_INVENTORY, LAB_VAULT_PASSWORD
 
 DESCRIPTION = """\
 Trigger the noop_mapped DAG (dags/noop_mapped.py) with N mapped tasks that do nothing,
 wait for it, and print how long it took: the run's wall time (created to finished) and
 the span from the first task's start to the last task's end, with tasks per second and
-how the tasks spread over the workers. Results go to docs/benchmarks.md by hand.
+how the tasks spread over the hosts. `make bench` runs it against the lab (CeleryExecutor)
+and against one host with the LocalExecutor. Results go to docs/benchmarks.md by hand.
 """
 
 
@@ -27,17 +29,29 @@ def _time(value: str) -> datetime:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="bench_mapped.py", description=DESCRIPTION)
     parser.add_argument(
-        "--api", required=True, help="API server URL, e.g. http://172.30.89.31:8080"
+        "--api",
+        help="API server URL, e.g. http://172.30.89.31:8080 (default: the lab's first master)",
     )
     parser.add_argument("--tasks", type=int, default=100, help="mapped tasks (default 100)")
     parser.add_argument(
         "--inventory", type=Path, default=LAB_INVENTORY, help="for the admin password"
     )
     parser.add_argument("--vault-password-file", type=Path, default=LAB_VAULT_PASSWORD)
+    parser.add_argument(
+        "--admin-password-file",
+        type=Path,
+        help="read the admin password from this file instead of the inventory's vault",
+    )
     parser.add_argument("--timeout", type=float, default=900)
     args = parser.parse_args()
-    credentials = Credentials.from_vault(args.inventory, args.vault_password_file)
-    api = AirflowAPI(args.api, credentials.user, credentials.admin_password)
+    if not args.api:
+        lab = lab_spec(LAB_INVENTORY)
+        args.api = f"http://{lab.host(lab.group('airflow_master')[0]).address}:8080"
+    if args.admin_password_file:
+        password = args.admin_password_file.read_text(encoding="utf-8").strip()
+    else:
+        password = Credentials.from_vault(args.inventory, args.vault_password_file).admin_password
+    api = AirflowAPI(args.api, "admin", password)
     wait_for("DAG noop_mapped to be parsed", lambda: api.dag("noop_mapped"), timeout=120)
     with step(f"Running noop_mapped with {args.tasks} tasks"):
         run_id = api.trigger("noop_mapped", {"tasks": args.tasks})
