@@ -21,6 +21,8 @@ import yaml
 from ansible.constants import DEFAULT_VAULT_ID_MATCH
 from ansible.errors import AnsibleError
 from ansible.parsing.vault import VaultLib, VaultSecret, is_encrypted
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from clusterops.console import Failure
 from clusterops.files import write_atomic
@@ -39,11 +41,35 @@ def _fernet_key() -> str:
     return base64.urlsafe_b64encode(os.urandom(32)).decode()
 
 
+def _ssh_key() -> str:
+    """A new ed25519 private key in OpenSSH's format, without passphrase."""
+    return (
+        Ed25519PrivateKey.generate()
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
+
+
+def ssh_public_key(private_key: str, comment: str = "airflow-dags-deploy-key") -> str:
+    """The authorized_keys line of an OpenSSH private key."""
+    key = serialization.load_ssh_private_key(private_key.encode(), password=None)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    return f"{public.decode()} {comment}"
+
+
 @dataclass(frozen=True)
 class Secret:
     name: str
     purpose: str
     generate: Callable[[], str]
+    # Letters, digits, '-', '_', '=' only (what the preflight check demands); False for keys.
+    plain: bool = True
 
 
 SECRETS: tuple[Secret, ...] = (
@@ -64,8 +90,18 @@ SECRETS: tuple[Secret, ...] = (
     ),
     Secret("vault_airflow_admin_password", "password of the Airflow UI user 'admin'", _random(24)),
     Secret("vault_airflow_flower_password", "password of the Flower UI user 'admin'", _random(24)),
+    Secret(
+        "vault_airflow_dags_ssh_key",
+        "SSH deploy key (private) the hosts fetch the DAG repository with",
+        _ssh_key,
+        plain=False,
+    ),
 )
 NAMES = tuple(secret.name for secret in SECRETS)
+# Kept beside the secret they derive from, and renewed with it: (name, source, derive).
+DERIVED: tuple[tuple[str, str, Callable[[str], str]], ...] = (
+    ("vault_airflow_dags_ssh_public_key", "vault_airflow_dags_ssh_key", ssh_public_key),
+)
 
 
 def vault_file(inventory: Path) -> Path:
@@ -123,6 +159,11 @@ def complete(
         if secret.name in rotate or not values.get(secret.name):
             values[secret.name] = secret.generate()
             changed.append(secret.name)
+    for name, source, derive in DERIVED:
+        derived = derive(values[source])
+        if values.get(name) != derived:
+            values[name] = derived
+            changed.append(name)
     return values, changed
 
 

@@ -15,10 +15,27 @@ from clusterops.secrets_cli import main
 
 def test_every_secret_is_strong_and_plain() -> None:
     values, changed = secrets.complete({})
-    assert changed == list(secrets.NAMES)
-    for name, value in values.items():
-        assert len(value) >= 24, name
-        assert value.replace("-", "").replace("_", "").replace("=", "").isalnum(), name
+    derived = [name for name, _, _ in secrets.DERIVED]
+    assert changed == list(secrets.NAMES) + derived
+    for secret in secrets.SECRETS:
+        value = values[secret.name]
+        assert len(value) >= 24, secret.name
+        if secret.plain:
+            assert value.replace("-", "").replace("_", "").replace("=", "").isalnum(), secret.name
+
+
+def test_deploy_key_pair_matches_and_follows_a_rotation() -> None:
+    values, _ = secrets.complete({})
+    private = values["vault_airflow_dags_ssh_key"]
+    assert private.startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+    public = values["vault_airflow_dags_ssh_public_key"]
+    assert public.startswith("ssh-ed25519 ")
+    assert public == secrets.ssh_public_key(private)
+    again, changed = secrets.complete(values)
+    assert again == values and changed == []
+    rotated, changed = secrets.complete(values, ("vault_airflow_dags_ssh_key",))
+    assert changed == ["vault_airflow_dags_ssh_key", "vault_airflow_dags_ssh_public_key"]
+    assert rotated["vault_airflow_dags_ssh_public_key"] != public
 
 
 def test_generated_secrets_differ() -> None:

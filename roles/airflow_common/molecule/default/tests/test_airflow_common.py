@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -82,3 +83,18 @@ def test_every_inventory_host_resolves(host: Host) -> None:
 
 def test_time_sync_is_enabled(host: Host) -> None:
     assert host.service("systemd-timesyncd").is_enabled
+
+
+def test_local_bundle_is_configured_and_its_dags_copied(host: Host) -> None:
+    bundles = json.loads(
+        airflow(host, "config", "get-value", "dag_processor", "dag_bundle_config_list")
+    )
+    assert [(b["name"], b["classpath"].rsplit(".", 1)[-1]) for b in bundles] == [
+        ("dags-folder", "LocalDagBundle")
+    ]
+    folder = bundles[0]["kwargs"]["path"]
+    project_dags = Path(__file__).parents[5] / "dags"
+    expected = sorted(p.name for p in project_dags.glob("*.py"))
+    with host.sudo():
+        assert sorted(n for n in host.file(folder).listdir() if n.endswith(".py")) == expected
+        assert host.file(f"{folder}/{expected[0]}").user == "airflow"
