@@ -39,8 +39,14 @@ lab: venv ## Bring the lab up and deploy the cluster to it
 	@start=$$(date +%s); \
 	python scripts/lab.py up && \
 	python scripts/init_secrets.py && \
+	ansible-playbook playbooks/git_server.yml && \
+	python scripts/publish_dags.py && \
 	ansible-playbook site.yml && \
 	echo "make lab: lab up and cluster deployed in $$(( $$(date +%s) - start ))s"
+
+.PHONY: dags
+dags: venv ## Publish dags/ to the lab's git server (the cluster lists changes within 30 s)
+	python scripts/publish_dags.py
 
 .PHONY: lab-down
 lab-down: venv ## Remove the lab's containers and network

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from clusterops import secrets
+from clusterops.cluster import AirflowAPI
 from clusterops.inventory import Inventory
-from clusterops.lab import hosts
+from clusterops.lab import hosts, topology
 from clusterops.paths import LAB_INVENTORY, PROJECT_ROOT
+from tests.integration.conftest import SMOKE_DAG
 
 pytestmark = pytest.mark.lab
 
@@ -26,13 +28,24 @@ def inventory(tmp_path: Path) -> Path:
     return copy
 
 
+def git_server_address() -> str:
+    spec = topology.lab_spec(LAB_INVENTORY)
+    return spec.host(spec.group("git_server")[0]).address
+
+
 def site(inventory: Path, *extra: str) -> tuple[int, str]:
     """Run site.yml against the lab's hosts with `inventory`; return its exit code and output."""
+    git_server = git_server_address()
     connection = {  # the lab's key and pinned host keys, wherever the inventory copy lives
         "ansible_ssh_private_key_file": str(hosts.SSH_KEY),
         "ansible_ssh_common_args": (
             f"-o UserKnownHostsFile={hosts.KNOWN_HOSTS} -o StrictHostKeyChecking=yes"
         ),
+        "airflow_dags_repo_known_hosts": [
+            line
+            for line in hosts.KNOWN_HOSTS.read_text().splitlines()
+            if git_server in line.split(" ", 1)[0].split(",")
+        ],
     }
     result = subprocess.run(
         [
@@ -116,3 +129,25 @@ def test_duplicate_host_name_in_a_group_is_an_error(inventory: Path) -> None:
     )
     rc, output = site(inventory)
     assert_stopped_unchanged(rc, output, r"(?i)duplicate.*worker-1")
+
+
+def test_unreachable_dag_repository_stops_preflight(inventory: Path) -> None:
+    url = f"ssh://git-read@{git_server_address()}/srv/git/missing.git"
+    rc, output = site(inventory, "-e", json.dumps({"airflow_dags_repo_url": url}))
+    assert_stopped_unchanged(
+        rc,
+        output,
+        rf"DAG bundle 'dags': master-1 cannot read {re.escape(url)} .*"
+        r"does not appear to be a git repository",
+    )
+
+
+def test_missing_dag_ref_stops_preflight_and_dags_keep_running(
+    inventory: Path, api: AirflowAPI
+) -> None:
+    rc, output = site(inventory, "-e", '{"airflow_dags_repo_ref": "no-such-branch"}')
+    assert_stopped_unchanged(
+        rc, output, r"DAG bundle 'dags': master-1 cannot find ref no-such-branch in ssh://"
+    )
+    run_id = api.trigger(SMOKE_DAG)
+    assert api.wait_for_run(SMOKE_DAG, run_id, timeout=300)["state"] == "success"
