@@ -12,10 +12,6 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
 
-ROLES_WITH_MOLECULE := $(patsubst roles/%/molecule/default/molecule.yml,%,$(wildcard roles/*/molecule/default/molecule.yml))
-# bench_local_executor is a benchmark (make bench), not a test.
-SCENARIOS := $(filter-out bench_local_executor,$(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
-
 .PHONY: help
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -65,12 +61,9 @@ unit: venv ## Unit tests (no lab needed)
 	pytest tests/unit
 
 .PHONY: molecule
-molecule: venv ## Molecule scenarios: every role's, then the multi-host ones
+molecule: venv ## Molecule scenarios, every role's and the multi-host ones, 2 at a time (logs: .lab/molecule/)
 	python scripts/lab.py image  # build the base image here, with progress output
-	@for role in $(ROLES_WITH_MOLECULE); do \
-	  echo "== molecule: role $$role"; (cd roles/$$role && molecule test) || exit 1; done
-	@for scenario in $(SCENARIOS); do \
-	  echo "== molecule: scenario $$scenario"; molecule test -s $$scenario || exit 1; done
+	python scripts/run_molecule.py --jobs 2
 
 .PHONY: browser
 browser: ## Install Debian's chromium and chromium-driver for the UI tests, if missing

@@ -5,14 +5,19 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from testinfra.host import Host
 
 CONSTRAINTS = Path(__file__).parents[3] / "files" / "constraints" / "airflow-3.3.2-python3.11.txt"
 
 
+EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+WITH_ENV = "/opt/airflow/bin/with-airflow-env"
+
+
 def secret(name: str) -> str:
-    return (Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / f"secret_{name}").read_text().strip()
+    return (EPHEMERAL / f"secret_{name}").read_text().strip()
 
 
 def airflow(host: Host, *args: str) -> str:
@@ -85,16 +90,74 @@ def test_time_sync_is_enabled(host: Host) -> None:
     assert host.service("systemd-timesyncd").is_enabled
 
 
-def test_local_bundle_is_configured_and_its_dags_copied(host: Host) -> None:
-    bundles = json.loads(
-        airflow(host, "config", "get-value", "dag_processor", "dag_bundle_config_list")
-    )
-    assert [(b["name"], b["classpath"].rsplit(".", 1)[-1]) for b in bundles] == [
-        ("dags-folder", "LocalDagBundle")
+def bundles(host: Host) -> dict[str, dict[str, Any]]:
+    config = airflow(host, "config", "get-value", "dag_processor", "dag_bundle_config_list")
+    return {b["name"]: b for b in json.loads(config)}
+
+
+def test_every_bundle_is_configured_in_order(host: Host) -> None:
+    found = bundles(host)
+    assert [(name, b["classpath"].rsplit(".", 1)[-1]) for name, b in found.items()] == [
+        ("dags-folder", "LocalDagBundle"),
+        ("team-a", "GitDagBundle"),
+        ("team-b", "GitDagBundle"),
     ]
-    folder = bundles[0]["kwargs"]["path"]
+    assert found["team-a"]["kwargs"] == {
+        "git_conn_id": "git_team_a",
+        "tracking_ref": "production",
+        "subdir": "dags",
+        "refresh_interval": 60,
+    }
+    assert found["team-b"]["kwargs"]["refresh_interval"] == 30
+    assert found["team-b"]["kwargs"]["tracking_ref"] == "main"
+
+
+def test_local_bundle_dags_are_copied(host: Host) -> None:
+    folder = bundles(host)["dags-folder"]["kwargs"]["path"]
     project_dags = Path(__file__).parents[5] / "dags"
     expected = sorted(p.name for p in project_dags.glob("*.py"))
     with host.sudo():
         assert sorted(n for n in host.file(folder).listdir() if n.endswith(".py")) == expected
         assert host.file(f"{folder}/{expected[0]}").user == "airflow"
+
+
+def git_hook(host: Host, conn_id: str, expression: str) -> str:
+    """Evaluate `expression` on the git provider's GitHook for `conn_id`, as Airflow builds it."""
+    code = (
+        "from airflow.providers.git.hooks.git import GitHook; "
+        f"hook = GitHook(git_conn_id='{conn_id}'); print({expression})"
+    )
+    with host.sudo("airflow"):
+        return str(host.check_output(f'{WITH_ENV} /opt/airflow/venv/bin/python -c "{code}"'))
+
+
+def test_ssh_bundle_uses_its_deploy_key_and_pinned_host_key(host: Host) -> None:
+    ssh = git_hook(host, "git_team_a", "hook._build_ssh_command(hook.key_file)")
+    assert "-i /etc/airflow/git/team-a.key" in ssh
+    assert "StrictHostKeyChecking=yes" in ssh
+    assert "UserKnownHostsFile=/etc/airflow/git/team-a.known_hosts" in ssh
+    assert (
+        git_hook(host, "git_team_a", "hook.repo_url")
+        == "ssh://git@git.example.invalid/team-a/dags.git"
+    )
+    key = host.file("/etc/airflow/git/team-a.key")
+    with host.sudo():
+        assert (key.user, key.mode) == ("airflow", 0o600)
+        assert key.content_string.strip() == EPHEMERAL.joinpath("deploy_key").read_text().strip()
+        pinned = host.file("/etc/airflow/git/team-a.known_hosts").content_string
+    assert pinned.startswith("git.example.invalid ssh-ed25519 ")
+
+
+def test_https_bundle_gets_its_token(host: Host) -> None:
+    assert git_hook(host, "git_team_b", "hook.user_name") == "robot"
+    assert git_hook(host, "git_team_b", "hook.auth_token") == secret("team_b_token")
+    assert not host.file("/etc/airflow/git/team-b.key").exists
+
+
+def test_services_get_a_temporary_folder_they_may_execute_from(host: Host) -> None:
+    """git's credential helper for tokens is a script in TMPDIR; /tmp may be noexec."""
+    tmp = host.file("/var/lib/airflow/tmp")
+    with host.sudo():
+        assert "TMPDIR=/var/lib/airflow/tmp" in host.file("/etc/airflow/airflow.env").content_string
+        assert (tmp.user, tmp.mode) == ("airflow", 0o700)
+    assert "noexec" not in host.mount_point("/").options
