@@ -128,7 +128,8 @@ def git_hook(host: Host, conn_id: str, expression: str) -> str:
         f"hook = GitHook(git_conn_id='{conn_id}'); print({expression})"
     )
     with host.sudo("airflow"):
-        return str(host.check_output(f'{WITH_ENV} /opt/airflow/venv/bin/python -c "{code}"'))
+        output = str(host.check_output(f'{WITH_ENV} /opt/airflow/venv/bin/python -c "{code}"'))
+    return output.splitlines()[-1]  # Airflow may log warnings to stdout first
 
 
 def test_ssh_bundle_uses_its_deploy_key_and_pinned_host_key(host: Host) -> None:
