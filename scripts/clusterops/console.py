@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 
 class Failure(Exception):
@@ -48,3 +50,21 @@ def run_main(main: Callable[[], int]) -> None:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     sys.exit(code)
+
+
+def cli_parser(prog: str, description: str, epilog: str) -> argparse.ArgumentParser:
+    """The argument parser every script uses: its help text printed as written."""
+    return argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def add_inventory_option(parser: argparse.ArgumentParser, default: Path) -> None:
+    """-i/--inventory: the inventory folder (the lab's unless told otherwise)."""
+    parser.add_argument(
+        "-i", "--inventory", type=Path, default=default,
+        help="inventory folder (default: inventories/lab, the lab's)",
+    )  # fmt: skip

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from clusterops import dags_repo
-from clusterops.console import info, step
+from clusterops.console import add_inventory_option, cli_parser, info, step
 from clusterops.paths import LAB_INVENTORY, PROJECT_ROOT, shown
 
 DESCRIPTION = """\
@@ -33,16 +33,8 @@ exit codes: 0 published or nothing to publish, 1 failure, 2 bad input
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="publish_dags.py",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "-i", "--inventory", type=Path, default=LAB_INVENTORY,
-        help="lab inventory folder (default: inventories/lab)",
-    )  # fmt: skip
+    parser = cli_parser("publish_dags.py", DESCRIPTION, EPILOG)
+    add_inventory_option(parser, LAB_INVENTORY)
     parser.add_argument(
         "--source", type=Path, default=PROJECT_ROOT / "dags",
         help="folder to publish as the repository's dags/ (default: this project's dags/)",

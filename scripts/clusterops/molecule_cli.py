@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from clusterops.console import Failure, info
+from clusterops.console import Failure, cli_parser, info
 from clusterops.paths import LAB_STATE_DIR, PROJECT_ROOT, shown
 
 DESCRIPTION = """\
@@ -79,12 +79,7 @@ def run(scenario: Scenario, log_dir: Path) -> tuple[Scenario, int, float]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="run_molecule.py",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = cli_parser("run_molecule.py", DESCRIPTION, EPILOG)
     parser.add_argument("names", nargs="*", help="role:<role> or scenario:<name> (default: all)")
     parser.add_argument("--jobs", type=int, default=2, help="scenarios at a time (default 2)")
     parser.add_argument(

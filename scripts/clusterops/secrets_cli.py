@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from clusterops import secrets
-from clusterops.console import Failure, info
+from clusterops.console import Failure, add_inventory_option, cli_parser, info
 from clusterops.paths import LAB_INVENTORY, LAB_VAULT_PASSWORD, shown
 
 DESCRIPTION = """\
@@ -42,19 +42,8 @@ exit codes: 0 ok, 1 failure, 2 bad input (wrong vault password, unknown secret, 
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="init_secrets.py",
-        description=DESCRIPTION,
-        epilog=_epilog(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "-i",
-        "--inventory",
-        type=Path,
-        default=LAB_INVENTORY,
-        help="inventory folder (default: the lab's)",
-    )
+    parser = cli_parser("init_secrets.py", DESCRIPTION, _epilog())
+    add_inventory_option(parser, LAB_INVENTORY)
     parser.add_argument(
         "--vault-password-file",
         type=Path,

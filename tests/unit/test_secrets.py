@@ -7,6 +7,8 @@ import stat
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from clusterops import secrets
 from clusterops.console import Failure
@@ -27,7 +29,8 @@ def test_every_secret_is_strong_and_plain() -> None:
 def test_deploy_key_pair_matches_and_follows_a_rotation() -> None:
     values, _ = secrets.complete({})
     private = values["vault_airflow_dags_ssh_key"]
-    assert private.startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+    loaded = serialization.load_ssh_private_key(private.encode(), password=None)
+    assert isinstance(loaded, Ed25519PrivateKey)
     public = values["vault_airflow_dags_ssh_public_key"]
     assert public.startswith("ssh-ed25519 ")
     assert public == secrets.ssh_public_key(private)

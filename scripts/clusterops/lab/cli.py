@@ -11,7 +11,7 @@ from pathlib import Path
 
 import docker
 
-from clusterops.console import Failure, info, step
+from clusterops.console import Failure, add_inventory_option, cli_parser, info, step
 from clusterops.lab import engine, hosts, image, topology
 from clusterops.paths import LAB_INVENTORY
 
@@ -182,16 +182,8 @@ def cmd_molecule_destroy(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
-        prog="lab.py",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    top.add_argument(
-        "-i", "--inventory", type=Path, default=LAB_INVENTORY,
-        help="lab inventory directory (default: inventories/lab)",
-    )  # fmt: skip
+    top = cli_parser("lab.py", DESCRIPTION, EPILOG)
+    add_inventory_option(top, LAB_INVENTORY)
     top.add_argument(
         "--ca-certs", default=os.environ.get("LAB_CA_CERTS", str(image.DEFAULT_CA_DIR)),
         help="folder of extra CA certificates the hosts trust, or 'none'",
