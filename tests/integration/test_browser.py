@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -54,9 +55,13 @@ def ui(lab: LabSpec, master: str) -> str:
 
 
 def wait(browser: WebDriver, what: str, condition: Any) -> None:
-    WebDriverWait(browser, TIMEOUT, poll_frequency=0.5).until(
-        condition, f"timed out waiting for {what}"
-    )
+    # The UI re-renders while it loads: an element found a moment ago may be gone.
+    WebDriverWait(
+        browser,
+        TIMEOUT,
+        poll_frequency=0.5,
+        ignored_exceptions=(StaleElementReferenceException,),
+    ).until(condition, f"timed out waiting for {what}")
 
 
 def expand_log_groups(browser: WebDriver) -> None:
@@ -110,7 +115,19 @@ def test_task_log_opens(
         f"{ui}/dags/cluster_smoke/runs/{quote(run['dag_run_id'])}/tasks/where_am_i/mapped/0"
     )
     line = f"task 0 running on {ti['hostname']}"
-    wait(browser, "the log", lambda b: b.find_elements(By.CSS_SELECTOR, LOG_LINES))
-    expand_log_groups(browser)
-    text = browser.find_element(By.CSS_SELECTOR, LOG_LINES).text
-    assert line in text, f"'{line}' is not in the log the UI shows:\n{text[:3000]}"
+    seen = {"text": ""}
+
+    def log_shows_line(b: WebDriver) -> bool:
+        # The list is rendered before the log is fetched, and groups arrive collapsed:
+        # read it again until the line shows or the wait runs out.
+        lists = b.find_elements(By.CSS_SELECTOR, LOG_LINES)
+        if not lists:
+            return False
+        expand_log_groups(b)
+        seen["text"] = b.find_element(By.CSS_SELECTOR, LOG_LINES).text
+        return line in seen["text"]
+
+    try:
+        wait(browser, f"'{line}' in the log", log_shows_line)
+    except TimeoutException:
+        pytest.fail(f"'{line}' is not in the log the UI shows:\n{seen['text'][:3000]}")
