@@ -17,6 +17,7 @@ import requests
 from clusterops import secrets
 from clusterops.console import Failure, info
 from clusterops.paths import LAB_INVENTORY, LAB_VAULT_PASSWORD
+from clusterops.runner import inventory_hostvars
 
 T = TypeVar("T")
 TERMINAL_RUN_STATES = {"success", "failed"}
@@ -181,14 +182,90 @@ class Flower:
         self.auth = (user, password)
         self.timeout = timeout
 
-    def workers(self) -> dict[str, Any]:
-        """The workers that answer Flower now (not its cache of those seen at its start)."""
+    def workers(self, name: str | None = None) -> dict[str, Any]:
+        """The workers that answer Flower now (not its cache of those seen at its start).
+
+        Keyed by Celery name (celery@<host>): stats, active_queues, active and reserved
+        tasks as each worker reports them. `name` asks that one worker only.
+        """
+        params = {"refresh": "true"}
+        if name:
+            params["workername"] = name
+        response = requests.get(
+            f"{self.base_url}/api/workers", params=params, auth=self.auth, timeout=self.timeout
+        )
+        if name and response.status_code == HTTPStatus.NOT_FOUND:
+            return {}  # Flower has never heard of that worker
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def alive(self) -> dict[str, bool]:
+        """Every worker Flower knows of: is it alive (its heartbeats keep coming)?
+
+        Flower keeps a stopped worker in its lists, marked offline, until Flower restarts.
+        """
         response = requests.get(
             f"{self.base_url}/api/workers",
-            params={"refresh": "true"},
+            params={"status": "true"},
             auth=self.auth,
             timeout=self.timeout,
         )
         response.raise_for_status()
-        result: dict[str, Any] = response.json()
-        return result
+        return {str(name): bool(up) for name, up in response.json().items()}
+
+    def worker(self, name: str) -> dict[str, Any] | None:
+        """One live worker's fresh report, or None when it is offline or unknown."""
+        if not self.alive().get(name):
+            return None
+        found = self.workers(name).get(name)
+        return found if isinstance(found, dict) and found.get("stats") else None
+
+    def _control(self, action: str, name: str, queue: str) -> None:
+        response = requests.post(
+            f"{self.base_url}/api/worker/queue/{action}/{name}",
+            params={"queue": queue},
+            auth=self.auth,
+            timeout=self.timeout,
+        )
+        if response.status_code != HTTPStatus.OK:
+            raise Failure(
+                f"Flower could not {action} queue '{queue}' of {name}: "
+                f"HTTP {response.status_code} {response.text.strip()[:200]}"
+            )
+
+    def cancel_consumer(self, name: str, queue: str) -> None:
+        """Make the worker stop taking tasks from `queue` (running ones go on)."""
+        self._control("cancel-consumer", name, queue)
+
+    def add_consumer(self, name: str, queue: str) -> None:
+        """Make the worker take tasks from `queue` again."""
+        self._control("add-consumer", name, queue)
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where a deployed cluster answers: the first master's API server and Flower."""
+
+    api: AirflowAPI
+    flower: Flower
+
+    @classmethod
+    def from_inventory(cls, inventory: Path, password_file: Path) -> Endpoints:
+        hostvars, groups = inventory_hostvars(inventory)
+        masters = groups.get("airflow_master", [])
+        if not masters:
+            raise Failure(f"inventory {inventory} has no host in group 'airflow_master'", 2)
+        master = hostvars.get(masters[0], {})
+        address = master.get("cluster_address") or master.get("ansible_host") or masters[0]
+        if "{{" in str(address):  # a template the inventory script did not resolve
+            address = master.get("ansible_host") or masters[0]
+        credentials = Credentials.from_vault(inventory, password_file)
+        api_port = master.get("airflow_api_port", 8080)
+        flower_port = master.get("airflow_master_flower_port", 5555)
+        return cls(
+            AirflowAPI(
+                f"http://{address}:{api_port}", credentials.user, credentials.admin_password
+            ),
+            Flower(f"http://{address}:{flower_port}", "admin", credentials.flower_password),
+        )

@@ -79,6 +79,21 @@ class Inventory:
         walk(self.data["all"])
         return names
 
+    def addresses(self) -> dict[str, str]:
+        """Host name -> ansible_host, for every host that sets one in this file."""
+        found: dict[str, str] = {}
+
+        def walk(node: CommentedMap) -> None:
+            for name, variables in (node.get("hosts") or {}).items():
+                if isinstance(variables, dict) and variables.get("ansible_host"):
+                    found[name] = str(variables["ansible_host"])
+            for child in (node.get("children") or {}).values():
+                if child:
+                    walk(child)
+
+        walk(self.data["all"])
+        return found
+
     def group_hosts(self, group: str) -> list[str]:
         return list((self.group(group).get("hosts") or {}).keys())
 

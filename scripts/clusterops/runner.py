@@ -6,6 +6,8 @@ import json
 import os
 import sys
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,11 @@ def inventory_hostvars(inventory: Path) -> tuple[dict[str, dict[str, Any]], dict
     Runs `ansible-inventory --list`, so any inventory Ansible can read works here.
     """
     out, err = ansible_runner.get_inventory(
-        action="list", inventories=[str(inventory)], response_format="json", quiet=True
+        action="list",
+        inventories=[str(inventory)],
+        response_format="json",
+        quiet=True,
+        envvars=_settings(),
     )
     if not isinstance(out, dict):
         try:
@@ -55,52 +61,92 @@ def _settings() -> dict[str, str]:
     return {"ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg")}
 
 
+Inventories = Path | list[Path]
+
+
+def _sources(inventory: Inventories) -> list[str]:
+    """Inventory sources for ansible-runner: one path, or several merged in order."""
+    paths = inventory if isinstance(inventory, list) else [inventory]
+    return [str(path.resolve()) for path in paths]
+
+
+@dataclass(frozen=True)
+class HostFailure:
+    """One host's failed or unreachable result: where it happened and Ansible's message."""
+
+    host: str
+    task: str
+    outcome: str  # "failed" or "unreachable"
+    message: str
+
+    def __str__(self) -> str:
+        return f"task '{self.task}' on {self.host}: {self.message}"
+
+
+class PlaybookFailure(Failure):
+    """A playbook run that failed; `failures` says on which host, in which task and why."""
+
+    def __init__(self, playbook: str, rc: int, failures: list[HostFailure]) -> None:
+        detail = "; ".join(str(f) for f in failures) or f"ansible-playbook exited with {rc}"
+        super().__init__(f"{playbook} failed: {detail}")
+        self.failures = failures
+
+
 def run_module(
-    inventory: Path, pattern: str, module: str, args: str = ""
+    inventory: Inventories, pattern: str, module: str, args: str = ""
 ) -> dict[str, tuple[str, dict[str, Any]]]:
     """Run one module on the hosts matching `pattern`; per host: outcome and result.
 
     The outcome is "ok", "failed" or "unreachable".
     """
-    outcomes = {
-        "runner_on_ok": "ok",
-        "runner_on_failed": "failed",
-        "runner_on_unreachable": "unreachable",
-    }
+    results: dict[str, tuple[str, dict[str, Any]]] = {}
+
+    def on_event(event: dict[str, Any]) -> bool:
+        outcome = OUTCOMES.get(event.get("event", ""))
+        if outcome:
+            data = event["event_data"]
+            results[data["host"]] = (outcome, data.get("res", {}))
+        return False
+
     with tempfile.TemporaryDirectory(prefix="clusterops-") as private:
-        run = ansible_runner.run(
+        ansible_runner.run(
             private_data_dir=private,
-            inventory=str(inventory.resolve()),
+            inventory=_sources(inventory),
             host_pattern=pattern,
             module=module,
             module_args=args,
             envvars=_settings(),
             project_dir=str(PROJECT_ROOT),
+            event_handler=on_event,
             quiet=True,
         )
-        results: dict[str, tuple[str, dict[str, Any]]] = {}
-        for event in run.events:
-            outcome = outcomes.get(event.get("event", ""))
-            if outcome:
-                data = event["event_data"]
-                results[data["host"]] = (outcome, data.get("res", {}))
     return results
 
 
+OUTCOMES = {
+    "runner_on_ok": "ok",
+    "runner_on_failed": "failed",
+    "runner_on_unreachable": "unreachable",
+}
+
+
 def run_playbook(
-    inventory: Path,
+    inventory: Inventories,
     playbook: str,
+    *,
     limit: str | None = None,
     extravars: dict[str, Any] | None = None,
     quiet: bool = False,
+    tags: str | None = None,
 ) -> dict[str, dict[str, int]]:
     """Run a playbook of the project; per host, its recap counts (ok, changed, failures...).
 
-    Progress is printed one line per task, unless `quiet`. Raises Failure naming the
-    failed task and host when the run fails.
+    Progress is printed one line per task with the time since the start, unless `quiet`.
+    Raises PlaybookFailure naming the failed task and host when the run fails.
     """
-    failures: list[str] = []
+    failures: list[HostFailure] = []
     stats: dict[str, dict[str, int]] = {}
+    started = time.monotonic()
 
     def on_event(event: dict[str, Any]) -> bool:
         kind = event.get("event", "")
@@ -109,21 +155,29 @@ def run_playbook(
             for counter in ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored"):
                 for host, count in (data.get(counter) or {}).items():
                     stats.setdefault(host, {})[counter] = count
+        elif kind == "playbook_on_play_start" and not quiet:
+            print(f"  {time.monotonic() - started:5.0f}s  play: {data.get('play', '')}", flush=True)
         elif kind == "playbook_on_task_start" and not quiet:
-            print(f"    {data.get('task', '')}", flush=True)
-        elif kind in ("runner_on_failed", "runner_on_unreachable") and not data.get(
-            "ignore_errors"
-        ):
-            message = data.get("res", {}).get("msg", "")
-            failures.append(f"task '{data.get('task')}' on {data.get('host')}: {message}")
+            print(f"  {time.monotonic() - started:5.0f}s    {data.get('task', '')}", flush=True)
+        elif OUTCOMES.get(kind) in ("failed", "unreachable") and not data.get("ignore_errors"):
+            res = data.get("res", {})
+            failures.append(
+                HostFailure(
+                    host=str(data.get("host")),
+                    task=str(data.get("task")),
+                    outcome=OUTCOMES[kind],
+                    message=str(res.get("msg", "") or res.get("stderr", "")).strip(),
+                )
+            )
         return False  # keep no event files on disk
 
     with tempfile.TemporaryDirectory(prefix="clusterops-") as private:
         run = ansible_runner.run(
             private_data_dir=private,
-            inventory=str(inventory.resolve()),
+            inventory=_sources(inventory),
             playbook=str(PROJECT_ROOT / playbook),
             limit=limit,
+            tags=tags,
             extravars=extravars or {},
             envvars=_settings(),
             project_dir=str(PROJECT_ROOT),
@@ -131,6 +185,5 @@ def run_playbook(
             quiet=True,
         )
     if run.rc != 0:
-        detail = "; ".join(failures) or f"ansible-playbook exited with {run.rc}"
-        raise Failure(f"{playbook} failed: {detail}")
+        raise PlaybookFailure(playbook, run.rc, failures)
     return stats

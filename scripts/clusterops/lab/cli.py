@@ -49,13 +49,7 @@ MOLECULE_FIRST_ADDRESS = 10
 
 
 def _recipe(args: argparse.Namespace) -> image.ImageRecipe:
-    mirror, security = image.controller_mirrors()
-    ca = args.ca_certs
-    return image.ImageRecipe(
-        mirror=os.environ.get("LAB_DEBIAN_MIRROR", mirror),
-        security_mirror=security,
-        ca_dir=None if ca == "none" else Path(ca),
-    )
+    return image.recipe_for(args.ca_certs)
 
 
 def _ready_engine() -> docker.DockerClient:

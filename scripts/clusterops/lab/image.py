@@ -207,6 +207,20 @@ def _build_layer(client: docker.DockerClient, recipe: ImageRecipe, log: Path) ->
             out.write(str(chunk.get("stream", "")))
 
 
+def recipe_for(ca_certs: str | None = None) -> ImageRecipe:
+    """The recipe for this machine: its Debian mirrors (or LAB_DEBIAN_MIRROR) and CAs.
+
+    `ca_certs` is a folder of *.crt, or 'none'; by default LAB_CA_CERTS or DEFAULT_CA_DIR.
+    """
+    mirror, security = controller_mirrors()
+    ca = ca_certs or os.environ.get("LAB_CA_CERTS", str(DEFAULT_CA_DIR))
+    return ImageRecipe(
+        mirror=os.environ.get("LAB_DEBIAN_MIRROR", mirror),
+        security_mirror=security,
+        ca_dir=None if ca == "none" else Path(ca),
+    )
+
+
 def ensure_image(client: docker.DockerClient, recipe: ImageRecipe) -> str:
     """Build whatever part of the base image is missing; return the image's tag."""
     if _exists(client, recipe.tag):

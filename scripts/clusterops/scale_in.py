@@ -1,0 +1,122 @@
+"""Removing a Celery worker without losing a task or a log."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from clusterops import runner
+from clusterops.cluster import Endpoints, wait_for
+from clusterops.console import Failure, info, step, warn
+from clusterops.inventory import Inventory
+from clusterops.scale_out import ssh_exit_code, tell_the_others
+from clusterops.workers import (
+    WORKER_GROUP,
+    Drain,
+    Exit,
+    RunningTask,
+    celery_name,
+    check_known,
+    read_worker,
+)
+
+
+@dataclass(frozen=True)
+class Removal:
+    name: str
+    timeout: float
+    force: bool = False
+    interval: float = 2.0
+
+
+def _drain(endpoints: Endpoints, removal: Removal) -> tuple[Drain, list[RunningTask]]:
+    """Stop the worker consuming and wait for its tasks; resume it again on a timeout."""
+    name = celery_name(removal.name)
+    drain = Drain(endpoints.flower, name, removal.timeout, removal.interval)
+    report = read_worker(endpoints.flower, name)
+    if report is None:
+        warn(f"{name} does not answer Celery: nothing to drain (is the worker stopped?)")
+        return drain, []
+    with step(f"Draining {name} (waiting up to {removal.timeout:.0f}s for its tasks)"):
+        drain.stop_consuming(report)
+        left = drain.wait()
+    if not left:
+        info(f"    {name} holds no task any more")
+        return drain, []
+    if not removal.force:
+        drain.resume()
+        listing = "\n".join(f"  {task.label}" for task in left)
+        raise Failure(
+            f"{len(left)} task(s) still run on {removal.name} after {removal.timeout:.0f}s; "
+            f"it takes tasks again and stays in the inventory. Wait, or give a longer --timeout "
+            f"(or --force to kill them):\n{listing}",
+            Exit.DRAIN_TIMEOUT,
+        )
+    warn(
+        f"--force: killing {len(left)} task(s) on {removal.name}; Airflow fails them (or "
+        f"retries those with retries left): {', '.join(t.label for t in left)}"
+    )
+    return drain, left
+
+
+def _retire(inventory_dir: Path, removal: Removal, drain: Drain, kill: bool) -> None:
+    """Stop and disable the worker; its task logs go to every master."""
+    with tempfile.TemporaryDirectory(prefix="retired-logs-") as logs:
+        try:
+            runner.run_playbook(
+                inventory_dir,
+                "playbooks/retire_worker.yml",
+                limit=f"{removal.name}:airflow_master",
+                extravars={
+                    "retire_worker": removal.name,
+                    "retire_worker_kill": kill,
+                    "retire_worker_logs": logs,
+                },
+            )
+        except runner.PlaybookFailure as failure:
+            unreachable = [f for f in failure.failures if f.host == removal.name]
+            if unreachable and removal.force:
+                warn(f"{removal.name} is unreachable; --force goes on without its logs")
+                return
+            if drain.cancelled:
+                drain.resume()
+            code = ssh_exit_code(unreachable[0]) if unreachable else Exit.PLAYBOOK
+            hint = "; give --force to remove it anyway" if unreachable else ""
+            raise Failure(f"{failure}{hint}", code) from None
+
+
+def remove(
+    inventory_dir: Path, hosts_file: Path, removal: Removal, password_file: Path
+) -> list[RunningTask]:
+    """Drain, retire and forget the worker; return the tasks --force killed (none without)."""
+    inventory = Inventory(hosts_file)
+    check_known(inventory, removal.name)
+    if len(inventory.group_hosts(WORKER_GROUP)) == 1:
+        raise Failure(
+            f"{removal.name} is the last worker of {hosts_file}: add another one first",
+            Exit.INVALID,
+        )
+    endpoints = Endpoints.from_inventory(inventory_dir, password_file)
+    drain, left = _drain(endpoints, removal)
+    with step(f"Stopping the worker on {removal.name} and keeping its task logs on the masters"):
+        _retire(inventory_dir, removal, drain, kill=bool(left))
+    inventory.remove_host(WORKER_GROUP, removal.name)
+    inventory.save()
+    info(f"==> {removal.name} removed from {hosts_file}")
+    with step("Updating PostgreSQL's pg_hba.conf and the masters' /etc/hosts"):
+        try:
+            tell_the_others(inventory_dir)
+        except runner.PlaybookFailure as failure:
+            raise Failure(
+                f"{failure}\n  the worker is stopped and out of the inventory; re-run "
+                "'ansible-playbook site.yml' to drop it from pg_hba.conf and /etc/hosts",
+                Exit.PLAYBOOK,
+            ) from None
+    with step(f"Checking that Flower sees {celery_name(removal.name)} offline"):
+        wait_for(
+            f"Flower to see {celery_name(removal.name)} offline",
+            lambda: True if not endpoints.flower.alive().get(celery_name(removal.name)) else None,
+            60,
+        )
+    return left

@@ -1,0 +1,269 @@
+"""Celery workers as inventory entries and as members of a running cluster.
+
+Shared by scripts/add_worker.py and scripts/remove_worker.py: the exit codes, checking a
+new worker's settings, reading what a worker runs, and draining it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+from clusterops.cluster import Flower
+from clusterops.console import Failure, info
+from clusterops.inventory import HOST_NAME, Inventory
+
+WORKER_GROUP = "airflow_worker"
+# What a worker's queues may be called (as the airflow_worker role checks them).
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+MAX_CONCURRENCY = 256
+DNS_NAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$")
+
+
+class Exit(IntEnum):
+    """Exit codes of add_worker.py and remove_worker.py (documented in their --help)."""
+
+    OK = 0
+    FAILED = 1
+    INVALID = 2
+    NAME_EXISTS = 3
+    NAME_UNKNOWN = 4
+    UNREACHABLE = 5
+    SSH_AUTH = 6
+    PLAYBOOK = 7
+    DRAIN_TIMEOUT = 8
+    NOT_SEEN = 9
+
+
+EXIT_HELP = """\
+exit codes:
+  0  done
+  1  any other failure (the message says which)
+  2  invalid input: host name, address, queue, concurrency or user
+  3  the name (or the address) is already in the inventory
+  4  the name is not a worker of the inventory
+  5  the host is unreachable over SSH (address, port, firewall)
+  6  SSH refused the login (user, key) or the host key is not known
+  7  a playbook failed (the message names the task and the host)
+  8  drain timeout: tasks still run on the worker, which consumes its queues again
+  9  the new worker did not answer a Celery ping or Flower in time
+"""
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """A worker to add, as the user asked for it."""
+
+    name: str
+    address: str
+    queues: tuple[str, ...] = ()
+    concurrency: int | None = None
+    user: str | None = None
+
+    def validate(self) -> None:
+        if not HOST_NAME.match(self.name):
+            raise Failure(
+                f"invalid worker name '{self.name}': use lowercase letters, digits and '-' "
+                "(at most 63, not starting or ending with '-')",
+                Exit.INVALID,
+            )
+        if not valid_address(self.address):
+            raise Failure(
+                f"invalid address '{self.address}' for {self.name}: give an IPv4 or IPv6 "
+                "address or a DNS name",
+                Exit.INVALID,
+            )
+        bad = [q for q in self.queues if not QUEUE_NAME.match(q)]
+        if bad or (self.queues and len(set(self.queues)) != len(self.queues)):
+            raise Failure(
+                f"invalid queues {','.join(self.queues)} for {self.name}: distinct names of "
+                "letters, digits, '.', '_' and '-'",
+                Exit.INVALID,
+            )
+        if self.concurrency is not None and not 1 <= self.concurrency <= MAX_CONCURRENCY:
+            raise Failure(
+                f"invalid concurrency {self.concurrency} for {self.name}: "
+                f"1 to {MAX_CONCURRENCY} task slots",
+                Exit.INVALID,
+            )
+        if self.user is not None and not re.match(r"^[a-z_][a-z0-9_-]{0,31}$", self.user):
+            raise Failure(f"invalid SSH user '{self.user}' for {self.name}", Exit.INVALID)
+
+    def host_vars(self) -> dict[str, Any]:
+        """The variables the worker gets in the inventory (only those given)."""
+        variables: dict[str, Any] = {"ansible_host": self.address}
+        if self.user:
+            variables["ansible_user"] = self.user
+        if self.queues:
+            variables["airflow_worker_queues"] = list(self.queues)
+        if self.concurrency is not None:
+            variables["airflow_worker_concurrency"] = self.concurrency
+        return variables
+
+
+def valid_address(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return bool(DNS_NAME.match(address)) and not address.replace(".", "").isdigit()
+    return True
+
+
+def check_new(inventory: Inventory, spec: WorkerSpec) -> None:
+    """Refuse a name or an address the inventory already has."""
+    spec.validate()
+    inventory.group(WORKER_GROUP)  # the group must exist
+    if spec.name in inventory.hosts():
+        raise Failure(f"host '{spec.name}' is already in {inventory.path}", Exit.NAME_EXISTS)
+    for host, address in inventory.addresses().items():
+        if address == spec.address:
+            raise Failure(
+                f"address {spec.address} is already host '{host}' in {inventory.path}",
+                Exit.NAME_EXISTS,
+            )
+
+
+def check_known(inventory: Inventory, name: str) -> None:
+    """Refuse a name that is not a worker of the inventory."""
+    workers = inventory.group_hosts(WORKER_GROUP)
+    if name not in workers:
+        raise Failure(
+            f"'{name}' is not a worker in {inventory.path} "
+            f"(workers: {', '.join(workers) or 'none'})",
+            Exit.NAME_UNKNOWN,
+        )
+
+
+def celery_name(host: str) -> str:
+    """The Celery name the airflow_worker role gives a host's worker."""
+    return f"celery@{host}"
+
+
+@dataclass(frozen=True)
+class RunningTask:
+    """A task a worker runs (or holds, prefetched), named as Airflow names it."""
+
+    celery_id: str
+    label: str
+    started: float | None = None  # Unix time, when the worker said
+
+    def describe(self, now: float) -> str:
+        if self.started is None:
+            return f"{self.label} (waiting in the worker)"
+        return f"{self.label} (running {now - self.started:.0f}s)"
+
+
+# Fields of Airflow's ExecuteTask workload, read from the arguments Celery reports. Celery
+# shows them as a shortened repr, so they are matched one by one, never parsed whole.
+_TI_FIELDS = {
+    key: re.compile(rf'"{key}":\s*("(?P<text>[^"]*)"|(?P<number>-?\d+))')
+    for key in ("dag_id", "task_id", "run_id", "map_index", "try_number")
+}
+
+
+def _ti_fields(args: Any) -> dict[str, str]:  # noqa: ANN401 -- Celery's JSON
+    text = args if isinstance(args, str) else json.dumps(args)
+    found: dict[str, str] = {}
+    for key, pattern in _TI_FIELDS.items():
+        match = pattern.search(text)
+        if match:
+            found[key] = match.group("text") if match.group("text") is not None else match["number"]
+    return found
+
+
+def running_task(report: dict[str, Any]) -> RunningTask:
+    """A task of Celery's `active`/`reserved` lists.
+
+    Only the task instance's name is taken from the arguments: they also hold the task's
+    API token, which must never be shown.
+    """
+    ti = _ti_fields(report.get("args"))
+    if {"dag_id", "task_id"} <= ti.keys():
+        label = f"{ti['dag_id']}.{ti['task_id']}"
+        if ti.get("map_index", "-1") != "-1":
+            label += f"[{ti['map_index']}]"
+        if "run_id" in ti:
+            label += f" run {ti['run_id']}"
+        if "try_number" in ti:
+            label += f" try {ti['try_number']}"
+    else:
+        label = f"Celery task {report.get('name', '?')} {report.get('id', '?')}"
+    started = report.get("time_start")
+    return RunningTask(
+        str(report.get("id", "?")),
+        label,
+        float(started) if isinstance(started, int | float) and started > 0 else None,
+    )
+
+
+@dataclass
+class WorkerReport:
+    """What a worker says about itself through Flower."""
+
+    name: str
+    queues: list[str]
+    tasks: list[RunningTask] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, name: str, report: dict[str, Any]) -> WorkerReport:
+        queues = [str(q.get("name")) for q in report.get("active_queues") or [] if q.get("name")]
+        tasks = [running_task(t) for t in (report.get("active") or [])]
+        tasks += [running_task(t) for t in (report.get("reserved") or [])]
+        return cls(name, queues, tasks)
+
+
+def read_worker(flower: Flower, name: str) -> WorkerReport | None:
+    report = flower.worker(name)
+    return None if report is None else WorkerReport.parse(name, report)
+
+
+@dataclass
+class Drain:
+    """Stop a worker taking tasks and wait until the tasks it holds are done."""
+
+    flower: Flower
+    name: str  # Celery name
+    timeout: float
+    interval: float = 2.0
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    cancelled: list[str] = field(default_factory=list)
+
+    def stop_consuming(self, report: WorkerReport) -> None:
+        for queue in report.queues:
+            self.flower.cancel_consumer(self.name, queue)
+            self.cancelled.append(queue)
+        info(f"    {self.name} no longer takes tasks from: {', '.join(report.queues) or '-'}")
+
+    def resume(self) -> None:
+        """Undo stop_consuming: the worker takes tasks from its queues again."""
+        for queue in self.cancelled:
+            self.flower.add_consumer(self.name, queue)
+        if self.cancelled:
+            info(f"    {self.name} takes tasks again from: {', '.join(self.cancelled)}")
+        self.cancelled.clear()
+
+    def wait(self) -> list[RunningTask]:
+        """Wait until the worker holds no task; return those still held at the timeout."""
+        deadline = self.clock() + self.timeout
+        shown = ""
+        while True:
+            report = read_worker(self.flower, self.name)
+            tasks = [] if report is None else report.tasks
+            if not tasks:
+                return []
+            now = self.clock()
+            lines = "\n".join(f"      {t.describe(now)}" for t in tasks)
+            labels = ",".join(sorted(t.label for t in tasks))
+            if labels != shown:
+                info(f"    {len(tasks)} task(s) still on {self.name}:\n{lines}")
+                shown = labels
+            if now >= deadline:
+                return tasks
+            self.sleep(min(self.interval, max(0.0, deadline - now)))
