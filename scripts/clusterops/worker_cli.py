@@ -124,7 +124,7 @@ def hosts_file(inventory: Path) -> Path:
 
 def _positive(value: float, option: str) -> None:
     if value <= 0:
-        raise Failure(f"{option} must be a positive number of seconds, not {value}", Exit.INVALID)
+        raise Failure(f"{option} must be positive (seconds), not {value:g}", Exit.INVALID)
 
 
 def add_main(argv: list[str] | None = None) -> int:
