@@ -122,16 +122,22 @@ def hosts_file(inventory: Path) -> Path:
     return path
 
 
-def _positive(value: float, option: str) -> None:
-    if value <= 0:
-        raise Failure(f"{option} must be positive (seconds), not {value:g}", Exit.INVALID)
+def _inventory(args: argparse.Namespace) -> tuple[Path, Path]:
+    """The inventory folder and its hosts file, once the common options are checked.
+
+    The vault password file is handed to every Ansible run through the environment.
+    """
+    if args.timeout <= 0:
+        raise Failure(f"--timeout must be positive (seconds), not {args.timeout:g}", Exit.INVALID)
+    inventory_dir = args.inventory if args.inventory.is_dir() else args.inventory.parent
+    os.environ["ANSIBLE_VAULT_PASSWORD_FILE"] = str(args.vault_password_file.resolve())
+    return inventory_dir, hosts_file(args.inventory)
 
 
 def add_main(argv: list[str] | None = None) -> int:
     args = add_parser().parse_args(argv)
-    _positive(args.timeout, "--timeout")
-    inventory_dir = args.inventory if args.inventory.is_dir() else args.inventory.parent
     started = time.monotonic()
+    inventory_dir, hosts = _inventory(args)
     address = args.address
     if address is None and args.lab:
         address = members.default_address(inventory_dir, WORKER_GROUP, args.name)
@@ -139,8 +145,6 @@ def add_main(argv: list[str] | None = None) -> int:
         raise Failure(f"--address is needed for '{args.name}'", Exit.INVALID)
     spec = WorkerSpec(args.name, address, args.queues, args.concurrency, args.user)
     spec.validate()
-    hosts = hosts_file(args.inventory)
-    os.environ["ANSIBLE_VAULT_PASSWORD_FILE"] = str(args.vault_password_file.resolve())
     if args.lab:
         members.create(inventory_dir, spec.name, spec.address)
     try:
@@ -159,11 +163,8 @@ def add_main(argv: list[str] | None = None) -> int:
 
 def remove_main(argv: list[str] | None = None) -> int:
     args = remove_parser().parse_args(argv)
-    _positive(args.timeout, "--timeout")
-    inventory_dir = args.inventory if args.inventory.is_dir() else args.inventory.parent
     started = time.monotonic()
-    hosts = hosts_file(args.inventory)
-    os.environ["ANSIBLE_VAULT_PASSWORD_FILE"] = str(args.vault_password_file.resolve())
+    inventory_dir, hosts = _inventory(args)
     removal = scale_in.Removal(args.name, args.timeout, args.force)
     killed = scale_in.remove(inventory_dir, hosts, removal, args.vault_password_file)
     if args.lab:

@@ -31,6 +31,12 @@ ARGS = (
 )
 
 
+@pytest.fixture(autouse=True)
+def _keep_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLIs export the vault password file for Ansible: undone after each test."""
+    monkeypatch.delenv("ANSIBLE_VAULT_PASSWORD_FILE", raising=False)
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
