@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -19,6 +20,12 @@ for the project's scenarios (molecule/*/), JOBS at a time. Each scenario has its
 hosts and network, so they do not meet. The slowest (those installing Airflow) start
 first. Each scenario's output goes to LOG_DIR/<name>.log; this command prints when each
 starts and ends, and the end of the log of each that failed.
+
+The scenarios share a cache of built Airflow virtualenvs, .lab/venv-cache (the role
+variable airflow_venv_cache_dir, from AIRFLOW_VENV_CACHE_DIR): a scenario that finds no
+archive of its virtualenv there runs pip and leaves one, later scenarios unpack it instead
+of running pip. Delete the folder to make them run pip again; set AIRFLOW_VENV_CACHE_DIR
+to another folder, or to nothing to turn the cache off.
 """
 
 EPILOG = """\
@@ -35,6 +42,10 @@ NOT_TESTS = {"bench_local_executor"}
 # Scenarios that install Airflow take 5 to 10 minutes; they start first.
 SLOW = ("role:airflow_master", "role:airflow_worker", "role:airflow_common")
 TAIL_LINES = 150
+# The controller's cache of built Airflow virtualenvs (roles/airflow_common), read by the
+# molecule configuration (.config/molecule/config.yml) from this environment variable.
+VENV_CACHE_VARIABLE = "AIRFLOW_VENV_CACHE_DIR"
+VENV_CACHE_DIR = LAB_STATE_DIR / "venv-cache"
 
 
 @dataclass(frozen=True)
@@ -64,14 +75,19 @@ def discover(root: Path = PROJECT_ROOT) -> list[Scenario]:
     )
 
 
+def scenario_environment() -> dict[str, str]:
+    """This process's environment, with the virtualenv cache unless the caller chose one."""
+    return {VENV_CACHE_VARIABLE: str(VENV_CACHE_DIR), **os.environ}
+
+
 def run(scenario: Scenario, log_dir: Path) -> tuple[Scenario, int, float]:
     log = log_dir / scenario.log_name
     info(f"==> {scenario.name} started (log: {shown(log)})")
     started = time.monotonic()
     with log.open("w") as out:
         code = subprocess.run(
-            ["molecule", *scenario.args], cwd=scenario.cwd, stdout=out, stderr=subprocess.STDOUT,
-            check=False,
+            ["molecule", *scenario.args], cwd=scenario.cwd, env=scenario_environment(),
+            stdout=out, stderr=subprocess.STDOUT, check=False,
         ).returncode  # fmt: skip
     elapsed = time.monotonic() - started
     info(f"    {scenario.name} {'passed' if code == 0 else 'FAILED'} in {elapsed:.0f}s")

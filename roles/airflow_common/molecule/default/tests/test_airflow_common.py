@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import tarfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from testinfra.host import Host
 
 CONSTRAINTS = Path(__file__).parents[3] / "files" / "constraints" / "airflow-3.3.2-python3.11.txt"
@@ -14,6 +16,8 @@ CONSTRAINTS = Path(__file__).parents[3] / "files" / "constraints" / "airflow-3.3
 
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
 WITH_ENV = "/opt/airflow/bin/with-airflow-env"
+# The controller's virtualenv cache (.config/molecule/config.yml; scripts/run_molecule.py sets it).
+VENV_CACHE = os.environ.get("AIRFLOW_VENV_CACHE_DIR", "")
 
 
 def secret(name: str) -> str:
@@ -58,6 +62,30 @@ def test_virtualenv_is_root_owned_and_linked(host: Host) -> None:
     assert link.is_symlink
     assert link.linked_to.startswith("/opt/airflow/venvs/3.3.2-")
     assert host.file(link.linked_to).user == "root"
+
+
+@pytest.mark.skipif(not VENV_CACHE, reason="AIRFLOW_VENV_CACHE_DIR is not set: no virtualenv cache")
+def test_virtualenv_is_in_the_controller_cache(host: Host) -> None:
+    """The cache on the controller has the virtualenv, marker included, and it runs Airflow.
+
+    The first run fills the cache with pip's virtualenv; later runs unpack it from there.
+    """
+    venv = host.file("/opt/airflow/venv").linked_to
+    python = ".".join(host.check_output("/usr/bin/python3 --version").split()[1].split(".")[:2])
+    release = host.system_info.release.split(".")[0]
+    name = (
+        f"{Path(venv).name}-{host.system_info.distribution.lower()}{release}"
+        f"-{host.system_info.arch}-py{python}.tar.gz"
+    )
+    archive = Path(VENV_CACHE) / name
+    found = sorted(p.name for p in Path(VENV_CACHE).glob("*"))
+    assert archive.is_file(), f"{archive} is missing; the cache holds {found}"
+    with tarfile.open(archive) as tar:
+        assert f"{Path(venv).name}/airflow-install-finished" in tar.getnames()
+    # The host's copy of the archive is removed once fetched.
+    assert not host.file(f"/opt/airflow/venvs/{name}").exists
+    assert host.file(f"{venv}/airflow-install-finished").exists
+    assert airflow(host, "version").splitlines()[-1] == "3.3.2"
 
 
 def test_config_is_celery_with_fab_auth(host: Host) -> None:
