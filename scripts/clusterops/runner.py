@@ -93,11 +93,11 @@ class PlaybookFailure(Failure):
 
 
 def run_module(
-    inventory: Inventories, pattern: str, module: str, args: str = ""
+    inventory: Inventories, pattern: str, module: str, args: str = "", *, become: bool = False
 ) -> dict[str, tuple[str, dict[str, Any]]]:
     """Run one module on the hosts matching `pattern`; per host: outcome and result.
 
-    The outcome is "ok", "failed" or "unreachable".
+    The outcome is "ok", "failed" or "unreachable". `become` runs it as root (sudo).
     """
     results: dict[str, tuple[str, dict[str, Any]]] = {}
 
@@ -115,6 +115,7 @@ def run_module(
             host_pattern=pattern,
             module=module,
             module_args=args,
+            cmdline="--become" if become else None,
             envvars=_settings(),
             project_dir=str(PROJECT_ROOT),
             event_handler=on_event,

@@ -76,8 +76,9 @@ def tell_the_others(inventory_dir: Path, quiet: bool = False) -> None:
 
 def deploy(inventory_dir: Path, spec: WorkerSpec) -> None:
     try:
-        runner.run_playbook(inventory_dir, PLAYBOOK, limit=spec.name)
+        # PostgreSQL first: the worker connects to it as it starts (Celery's result backend).
         tell_the_others(inventory_dir)
+        runner.run_playbook(inventory_dir, PLAYBOOK, limit=spec.name)
     except runner.PlaybookFailure as failure:
         codes = {ssh_exit_code(f) for f in failure.failures if f.outcome == "unreachable"}
         code = min(codes) if codes else Exit.PLAYBOOK
@@ -104,6 +105,7 @@ def undo(inventory_dir: Path, hosts_file: Path, original: bytes, spec: WorkerSpe
         spec.name,
         "ansible.builtin.systemd_service",
         "name=airflow-worker.service state=stopped enabled=false",
+        become=True,
     )
     outcome, result = results.get(spec.name, ("unreachable", {}))
     if outcome == "ok" or "could not find" in str(result.get("msg", "")).lower():
@@ -133,7 +135,7 @@ def add(
     inventory.save()
     info(f"    {spec.name} added to group {WORKER_GROUP} of {hosts_file}")
     try:
-        with step(f"Deploying {spec.name} ({PLAYBOOK}), then telling {ALSO_UPDATED}"):
+        with step(f"Telling {ALSO_UPDATED} about {spec.name}, then deploying it ({PLAYBOOK})"):
             deploy(inventory_dir, spec)
         with step(f"Waiting for {celery_name(spec.name)} to answer through Flower"):
             report = confirm(endpoints, spec.name, timeout)
