@@ -97,7 +97,9 @@ def test_added_worker_is_in_the_inventory_and_admitted(
     assert f"{NEW}:\n              ansible_host: {NEW_ADDRESS}" in HOSTS_FILE.read_text()
     assert f"celery@{NEW} is up and consuming" in added.stdout
     postgres = lab_host(lab, lab.group("postgres")[0])
-    assert NEW_ADDRESS in postgres.file("/etc/postgresql/15/main/pg_hba.conf").content_string
+    with postgres.sudo():
+        pg_hba = postgres.file("/etc/postgresql/15/main/pg_hba.conf").content_string
+    assert NEW_ADDRESS in pg_hba
     assert f"{NEW_ADDRESS} {NEW}" in lab_host(lab, master).file("/etc/hosts").content_string
 
 
