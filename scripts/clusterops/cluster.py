@@ -153,6 +153,23 @@ class AirflowAPI:
             if not page["task_instances"] or len(found) >= page["total_entries"]:
                 return found
 
+    def clear(self, dag_id: str, run_id: str, task_ids: list[str]) -> None:
+        """Clear these task instances of a run (not their downstream): the scheduler runs them
+        again and the run is running until they finish."""
+        self.request(
+            "POST",
+            f"/api/v2/dags/{dag_id}/clearTaskInstances",
+            json={
+                "dag_run_id": run_id,
+                "task_ids": task_ids,
+                "dry_run": False,
+                "only_failed": False,
+                "reset_dag_runs": True,
+                "include_downstream": False,
+                "include_upstream": False,
+            },
+        )
+
     def task_log(self, ti: dict[str, Any]) -> str:
         """The text of a task instance's log (its latest try), as the UI shows it."""
         path = (

@@ -25,8 +25,17 @@ BRANCH = "main"
 SUBDIR = "dags"
 # A work tree of the lab repository, kept between runs so a publish only fetches news.
 WORK_TREE = LAB_STATE_DIR / "dags-publish"
-# Left out of a publish: byte code and editor or tool leftovers.
-IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
+# Left out of a publish: byte code and editor or tool leftovers (hidden files), except
+# .airflowignore, which tells the DAG processor which files hold no DAG.
+KEPT_HIDDEN = {".airflowignore"}
+
+
+def _ignored(folder: str, names: list[str]) -> set[str]:
+    """shutil.copytree's ignore: byte code and hidden files but .airflowignore."""
+    skipped = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")(folder, names)
+    return set(skipped) - KEPT_HIDDEN
+
+
 AUTHOR = {
     "GIT_AUTHOR_NAME": "publish_dags.py",
     "GIT_AUTHOR_EMAIL": "publish-dags@lab.invalid",
@@ -115,7 +124,7 @@ def publish(remote: Remote, source: Path, work: Path = WORK_TREE) -> tuple[str, 
     target = work / SUBDIR
     if target.exists():
         shutil.rmtree(target)
-    shutil.copytree(source, target, ignore=IGNORED)
+    shutil.copytree(source, target, ignore=_ignored)
     remote.git("add", "--all", "--", SUBDIR, cwd=work)
     if remote.git("status", "--porcelain", cwd=work) == "":
         return remote.git("rev-parse", "HEAD", cwd=work, check=False), False

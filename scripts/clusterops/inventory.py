@@ -67,6 +67,18 @@ class Inventory:
             raise Failure(f"inventory {self.path} has no group '{group}'", 2)
         return found
 
+    def groups(self) -> set[str]:
+        """The name of every group, at any depth."""
+        found: set[str] = set()
+
+        def walk(node: CommentedMap) -> None:
+            for name, child in (node.get("children") or {}).items():
+                found.add(str(name))
+                walk(child or CommentedMap())
+
+        walk(self.data["all"])
+        return found
+
     def hosts(self) -> set[str]:
         names: set[str] = set()
 

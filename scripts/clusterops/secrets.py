@@ -98,6 +98,53 @@ SECRETS: tuple[Secret, ...] = (
     ),
 )
 NAMES = tuple(secret.name for secret in SECRETS)
+
+# An AWS access key id as AWS prints them: AKIA and 16 of A-Z, 2-7.
+_KEY_ID_ALPHABET = string.ascii_uppercase + "234567"
+
+
+def _access_key_id() -> str:
+    return "AKIA" + "".join(secrets.choice(_KEY_ID_ALPHABET) for _ in range(16))
+
+
+# Only for an inventory with the lab's AWS emulator (group aws_emulator, roles/aws_emulator):
+# its accounts' keys are made here and seeded into the emulator. Against real AWS, the
+# keys come from AWS (or the hosts use an instance profile): see docs/aws.md.
+AWS_EMULATOR_GROUP = "aws_emulator"
+AWS_EMULATOR_SECRETS: tuple[Secret, ...] = (
+    Secret(
+        "vault_airflow_aws_access_key_id",
+        "AWS access key id of Airflow's IAM user (the lab's AWS emulator)",
+        _access_key_id,
+    ),
+    Secret(
+        "vault_airflow_aws_secret_access_key",
+        "its secret access key",
+        _random(40),
+    ),
+    Secret(
+        "vault_aws_emulator_admin_secret_key",
+        "secret key of the admin user of each lab AWS account (provisioning)",
+        _random(40),
+    ),
+    Secret(
+        "vault_aws_source_external_id",
+        "ExternalId that the source account's role demands (AssumeRole)",
+        _random(32),
+    ),
+    Secret(
+        "vault_aws_target_external_id",
+        "ExternalId that the target account's role demands (AssumeRole)",
+        _random(32),
+    ),
+)
+
+
+def secrets_for(groups: set[str]) -> tuple[Secret, ...]:
+    """The secrets an inventory with these groups needs."""
+    return SECRETS + (AWS_EMULATOR_SECRETS if AWS_EMULATOR_GROUP in groups else ())
+
+
 # Kept beside the secret they derive from, and renewed with it: (name, source, derive).
 DERIVED: tuple[tuple[str, str, Callable[[str], str]], ...] = (
     ("vault_airflow_dags_ssh_public_key", "vault_airflow_dags_ssh_key", ssh_public_key),
@@ -144,18 +191,21 @@ class Vault:
 
 
 def complete(
-    current: dict[str, str], rotate: tuple[str, ...] = ()
+    current: dict[str, str],
+    rotate: tuple[str, ...] = (),
+    wanted: tuple[Secret, ...] = SECRETS,
 ) -> tuple[dict[str, str], list[str]]:
-    """The values with every missing secret (and those to rotate) newly generated.
+    """The values with every missing secret of `wanted` (and those to rotate) newly generated.
 
     Returns the new values and the names that changed. Unknown names in the vault are kept.
     """
-    unknown = sorted(set(rotate) - set(NAMES))
+    names = [secret.name for secret in wanted]
+    unknown = sorted(set(rotate) - set(names))
     if unknown:
-        raise Failure(f"unknown secret(s) {', '.join(unknown)}; known: {', '.join(NAMES)}", 2)
+        raise Failure(f"unknown secret(s) {', '.join(unknown)}; known: {', '.join(names)}", 2)
     values = dict(current)
     changed = []
-    for secret in SECRETS:
+    for secret in wanted:
         if secret.name in rotate or not values.get(secret.name):
             values[secret.name] = secret.generate()
             changed.append(secret.name)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from clusterops import secrets
 from clusterops.console import Failure, add_inventory_option, cli_parser, info
+from clusterops.inventory import Inventory
 from clusterops.paths import LAB_INVENTORY, LAB_VAULT_PASSWORD, shown
 
 DESCRIPTION = """\
@@ -24,9 +25,13 @@ with --vault-password-file or ANSIBLE_VAULT_PASSWORD_FILE, and keep it out of gi
 
 def _epilog() -> str:
     rows = "\n".join(f"  {s.name:<36} {s.purpose}" for s in secrets.SECRETS)
+    aws = "\n".join(f"  {s.name:<36} {s.purpose}" for s in secrets.AWS_EMULATOR_SECRETS)
     return f"""\
 secrets:
 {rows}
+
+and, for an inventory with the lab's AWS emulator (group {secrets.AWS_EMULATOR_GROUP}):
+{aws}
 
 examples:
   scripts/init_secrets.py                                  the lab (make lab runs this)
@@ -78,9 +83,10 @@ def main(argv: list[str] | None = None) -> int:
             )
         print(current[args.show])
         return 0
-    values, changed = secrets.complete(current, tuple(args.rotate))
+    wanted = secrets.secrets_for(Inventory(args.inventory / "hosts.yml").groups())
+    values, changed = secrets.complete(current, tuple(args.rotate), wanted)
     if not changed:
-        info(f"{vault.path}: all {len(secrets.NAMES)} secrets present, nothing changed")
+        info(f"{vault.path}: all {len(wanted)} secrets present, nothing changed")
         return 0
     vault.write(values)
     for name in changed:

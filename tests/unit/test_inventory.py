@@ -93,3 +93,9 @@ def test_not_an_inventory(tmp_path: Path) -> None:
     path.write_text("- just\n- a list\n")
     with pytest.raises(Failure, match="not a YAML inventory"):
         Inventory(path)
+
+
+def test_groups_lists_nested_groups(lab_inventory: Path) -> None:
+    groups = Inventory(lab_inventory / "hosts.yml").groups()
+    assert {"postgres", "airflow", "airflow_master", "airflow_worker", "aws_emulator"} <= groups
+    assert "worker-1" not in groups

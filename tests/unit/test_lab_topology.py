@@ -20,7 +20,7 @@ def test_default_topology(lab_inventory: Path) -> None:
     assert spec.user == "admin"
     assert spec.subnet == SUBNET
     names = sorted(h.name for h in spec.hosts)
-    assert names == ["git-1", "master-1", "postgres-1", "redis-1", "worker-1", "worker-2"]
+    assert names == ["aws-1", "git-1", "master-1", "postgres-1", "redis-1", "worker-1", "worker-2"]
     assert all(ipaddress.IPv4Address(h.address) in SUBNET for h in spec.hosts)
 
 

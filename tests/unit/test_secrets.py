@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import stat
 from pathlib import Path
 
@@ -112,3 +113,22 @@ def test_cli_creates_then_leaves_the_vault_alone(lab_inventory: Path, tmp_path: 
 def test_cli_needs_a_password_for_other_inventories(lab_inventory: Path) -> None:
     with pytest.raises(Failure, match="give --vault-password-file"):
         main(["-i", str(lab_inventory)])
+
+
+def test_aws_emulator_keys_only_for_an_inventory_with_the_emulator() -> None:
+    names = {secret.name for secret in secrets.secrets_for({"airflow", "aws_emulator"})}
+    assert {s.name for s in secrets.AWS_EMULATOR_SECRETS} <= names
+    plain = {secret.name for secret in secrets.secrets_for({"airflow", "postgres"})}
+    assert plain == set(secrets.NAMES)
+    with pytest.raises(Failure, match="unknown secret"):
+        secrets.complete({}, ("vault_airflow_aws_access_key_id",))
+
+
+def test_aws_emulator_keys_look_like_aws_keys() -> None:
+    wanted = secrets.secrets_for({"aws_emulator"})
+    values, changed = secrets.complete({}, (), wanted)
+    assert set(changed) >= {s.name for s in secrets.AWS_EMULATOR_SECRETS}
+    assert re.fullmatch(r"AKIA[A-Z2-7]{16}", values["vault_airflow_aws_access_key_id"])
+    assert re.fullmatch(r"[A-Za-z0-9]{40}", values["vault_airflow_aws_secret_access_key"])
+    again, _ = secrets.complete({}, (), wanted)
+    assert again["vault_airflow_aws_access_key_id"] != values["vault_airflow_aws_access_key_id"]
