@@ -92,6 +92,14 @@ def test_invalid_queue_name_is_named(inventory: Path) -> None:
     assert_stopped_unchanged(rc, output, r"worker-1: airflow_worker_queues must be")
 
 
+def test_malformed_connection_is_named(inventory: Path) -> None:
+    bad = {"airflow_connections": [{"conn_id": "aws_source", "conn_type": "aws", "user": "x"}]}
+    rc, output = site(inventory, "-e", json.dumps(bad))
+    assert_stopped_unchanged(
+        rc, output, r"airflow_connections on master-1: the connection\s+'aws_source' needs"
+    )
+
+
 def test_unsupported_os_names_the_host(inventory: Path) -> None:
     rc, output = site(inventory, "-e", '{"__preflight_os": ["Debian 13"]}')
     assert_stopped_unchanged(rc, output, r"master-1 runs Debian 12\.\d+; supported: Debian 13")
