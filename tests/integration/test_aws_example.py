@@ -8,10 +8,8 @@ The task logs go to an S3 bucket in Airflow's own account.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Callable
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -19,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from clusterops.cluster import AirflowAPI, wait_for
 from clusterops.lab.hosts import LabSpec
-from clusterops.paths import PROJECT_ROOT
+from tests import dag_helpers
 
 from .conftest import lab_host
 from .lab_aws import LabAws
@@ -28,16 +26,6 @@ pytestmark = pytest.mark.lab
 
 DAG_ID = "csv_to_json_example"
 KEY_COLUMN = "Id"
-
-
-def _csv_records() -> ModuleType:
-    """dags/csv_records.py, the conversion the DAG uses (plain Python)."""
-    path = PROJECT_ROOT / "dags" / "csv_records.py"
-    spec = importlib.util.spec_from_file_location("csv_records", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +38,8 @@ def expected(aws: LabAws) -> dict[str, dict[str, str]]:
     """The CSV's rows by key, read from account A's bucket as its admin."""
     bucket, key = aws.settings["lab_aws_source_bucket"], aws.settings["lab_aws_source_key"]
     body = aws.admin("s3", "source").get_object(Bucket=bucket, Key=key)["Body"].read()
-    rows = _csv_records().parse_csv(body, source=f"s3://{bucket}/{key}", key_column=KEY_COLUMN)
+    csv_records = dag_helpers.load("csv_records")
+    rows = csv_records.parse_csv(body, source=f"s3://{bucket}/{key}", key_column=KEY_COLUMN)
     assert rows, "the example CSV has no rows"
     return {row[KEY_COLUMN]: row for row in rows}
 

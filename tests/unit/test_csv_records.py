@@ -6,28 +6,18 @@ from its path rather than as a package.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from types import ModuleType
 
 import pytest
 
 from clusterops.paths import PROJECT_ROOT
+from tests import dag_helpers
 
 SOURCE = "s3://bucket/incoming/data.csv"
 EXAMPLE_DATA = PROJECT_ROOT / "playbooks" / "files" / "csv_to_json_example" / "example-data.csv"
 
 
-def _load() -> ModuleType:
-    path = PROJECT_ROOT / "dags" / "csv_records.py"
-    spec = importlib.util.spec_from_file_location("csv_records", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-csv_records = _load()
+csv_records = dag_helpers.load("csv_records")
 
 
 def parse(data: bytes, key_column: str = "Id") -> list[dict[str, str]]:
