@@ -34,6 +34,7 @@ venv: $(VENV)/.installed ## Create .venv with the pinned controller toolchain
 lab: venv ## Bring the lab up and deploy the cluster to it
 	@start=$$(date +%s); \
 	python scripts/lab.py up && \
+	python scripts/build_wheelhouse.py && \
 	python scripts/init_secrets.py && \
 	ansible-playbook playbooks/git_server.yml && \
 	ansible-playbook playbooks/lab_aws.yml && \
@@ -44,6 +45,10 @@ lab: venv ## Bring the lab up and deploy the cluster to it
 .PHONY: dags
 dags: venv ## Publish dags/ to the lab's git server (the cluster lists changes within 30 s)
 	python scripts/publish_dags.py
+
+.PHONY: wheelhouse
+wheelhouse: venv ## Download the wheels the Airflow hosts install into .lab/wheelhouse (make lab does this)
+	python scripts/build_wheelhouse.py
 
 .PHONY: lab-down
 lab-down: venv ## Remove the lab's containers and network
