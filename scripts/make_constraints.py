@@ -13,7 +13,7 @@ Upstream publishes constraints files on GitHub; this script makes our own from P
    this machine: redis needs async-timeout on Python < 3.11.3 only, so a resolution on this
    machine's newer 3.11.x would leave it unpinned. Only the index is asked: this machine's
    pip configuration (extra indexes, local wheel folders the hosts cannot see) is ignored;
-3. write every resolved `name==version`, and pip's pin, to
+3. write every resolved `name==version`, and the pins of pip and uv, to
    roles/airflow_common/files/constraints/airflow-<version>-python<major.minor>.txt.
 
 Run it after changing the Airflow version, the extras or the packages (the role's
@@ -42,8 +42,9 @@ EXCLUDE = [
 # pip itself is pinned too: the hosts install it first. Debian 12's pip (23.0.1) cannot
 # resolve this set ("beautifulsoup4 depends on soupsieve>=1.6.1" against soupsieve==4.1.2).
 PIP_VERSION = "25.3"
-# The resolver. Unlike `pip install --dry-run --python-version`, it evaluates environment
-# markers for the target Python and platform.
+# uv: the resolver here (unlike `pip install --dry-run --python-version`, it evaluates
+# environment markers for the target Python and platform), and pinned for the hosts too:
+# with a wheelhouse, they install with it (roles/airflow_common/tasks/install.yml).
 UV_VERSION = "0.13.9"
 # Debian 12's python3. Some wheels require a later 3.11.x (soupsieve 4.1.2: >=3.11.5).
 HOSTS_PYTHON = "3.11.2"
@@ -87,7 +88,8 @@ def resolve(
                 raise Failure(f"uv could not resolve the requirements:\n{result.stderr}")
         lines = [line.strip() for line in pins.read_text().splitlines()]
     resolved = [tuple(line.split("==", 1)) for line in lines if "==" in line]
-    return sorted([*((n, v) for n, v in resolved if n != "pip"), ("pip", PIP_VERSION)])
+    installers = [("pip", PIP_VERSION), ("uv", UV_VERSION)]
+    return sorted([*((n, v) for n, v in resolved if n not in {"pip", "uv"}), *installers])
 
 
 def main() -> int:

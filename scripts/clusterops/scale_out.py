@@ -15,13 +15,11 @@ from clusterops.files import write_atomic
 from clusterops.inventory import Inventory
 from clusterops.workers import WORKER_GROUP, Exit, WorkerSpec, celery_name, check_new
 
-# The playbook a worker is deployed with. Who else must learn about a worker that comes or
-# goes: PostgreSQL admits each Airflow host by address (pg_hba.conf), and the masters' API
-# servers reach a worker by name for the logs of its running tasks (/etc/hosts). Redis
-# admits by password; the other workers need no change.
-PLAYBOOK = "site.yml"
-ALSO_UPDATED = "postgres:airflow_master"
-ALSO_UPDATED_TAGS = "postgresql_configure,airflow_etc_hosts"
+# The operation: check the new host, tell PostgreSQL and the masters (MEMBERS), deploy it.
+PLAYBOOK = "playbooks/add_worker.yml"
+# Brings PostgreSQL's allow-list and the masters' /etc/hosts in line with the inventory:
+# run alone after a worker left it (scale_in.py) or when an add is undone.
+MEMBERS = "playbooks/members.yml"
 
 
 def ssh_exit_code(failure: runner.HostFailure) -> Exit:
@@ -69,16 +67,12 @@ def check_ssh(inventory_dir: Path, spec: WorkerSpec) -> None:
 
 def tell_the_others(inventory_dir: Path, quiet: bool = False) -> None:
     """Bring PostgreSQL's allow-list and the masters' /etc/hosts in line with the inventory."""
-    runner.run_playbook(
-        inventory_dir, PLAYBOOK, limit=ALSO_UPDATED, tags=ALSO_UPDATED_TAGS, quiet=quiet
-    )
+    runner.run_playbook(inventory_dir, MEMBERS, quiet=quiet)
 
 
 def deploy(inventory_dir: Path, spec: WorkerSpec) -> None:
     try:
-        # PostgreSQL first: the worker connects to it as it starts (Celery's result backend).
-        tell_the_others(inventory_dir)
-        runner.run_playbook(inventory_dir, PLAYBOOK, limit=spec.name)
+        runner.run_playbook(inventory_dir, PLAYBOOK, extravars={"worker": spec.name})
     except runner.PlaybookFailure as failure:
         codes = {ssh_exit_code(f) for f in failure.failures if f.outcome == "unreachable"}
         code = min(codes) if codes else Exit.PLAYBOOK
@@ -135,7 +129,7 @@ def add(
     inventory.save()
     info(f"    {spec.name} added to group {WORKER_GROUP} of {hosts_file}")
     try:
-        with step(f"Telling {ALSO_UPDATED} about {spec.name}, then deploying it ({PLAYBOOK})"):
+        with step(f"Telling PostgreSQL and the masters, deploying {spec.name} ({PLAYBOOK})"):
             deploy(inventory_dir, spec)
         with step(f"Waiting for {celery_name(spec.name)} to answer through Flower"):
             report = confirm(endpoints, spec.name, timeout)

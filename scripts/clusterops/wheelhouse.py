@@ -5,8 +5,9 @@ airflow_wheelhouse_dir): hosts that cannot reach PyPI can still be deployed, and
 host costs a copy and an unpack instead of hundreds of downloads.
 
 One archive per release and architecture, `<dir>/airflow-<version>-python<py>-<arch>.tar`:
-a folder of that name holding the wheels, resolved exactly by the shipped constraints file
-for the hosts' platform (Debian 12: glibc 2.36, CPython), and the constraints file itself.
+a folder of that name holding the wheels of every pin of the shipped constraints file for
+the hosts' platform (Debian 12: glibc 2.36, CPython), the constraints file itself, and
+uv's binary (pinned there too), which the hosts install with.
 Beside it, `<name>.recipe` records what it was built from, so building again is a no-op
 until the constraints, the requirements or the platform change.
 """
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zipfile
 from pathlib import Path
 
 from clusterops.console import Failure, info, step
@@ -30,6 +32,8 @@ DEFAULT_INDEX_URL = "https://pypi.org/simple"
 # The hosts' C library (Debian 12), which decides the manylinux wheels they can run.
 GLIBC_MINOR = 36
 ARCHITECTURES = ("x86_64", "aarch64")
+# The archive's layout; a new one makes every wheelhouse be built again.
+FORMAT = "wheels+constraints+uv binary"
 # Names of the older manylinux tags (PEP 600 aliases) and the glibc minor each stands for.
 _LEGACY_TAGS = {"manylinux2014": 17, "manylinux2010": 12, "manylinux1": 5}
 
@@ -65,7 +69,7 @@ def recipe(release: Release, arch: str) -> str:
     """A digest of everything that decides the archive's contents."""
     digest = hashlib.sha256()
     digest.update(release.constraints.read_bytes())
-    for part in [release.resolved_for(), *platform_tags(arch)]:
+    for part in [FORMAT, release.resolved_for(), *platform_tags(arch)]:
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()
 
@@ -95,6 +99,25 @@ def _download(release: Release, arch: str, dest: Path, index_url: str) -> None:
         )
 
 
+def _unpack_uv(folder: Path) -> None:
+    """Put uv's binary (from its wheel, pinned in the constraints) beside the wheels.
+
+    The hosts run it from there: no virtualenv is needed to install the installer.
+    """
+    wheels = sorted(folder.glob("uv-*.whl"))
+    if not wheels:
+        raise Failure(
+            "the constraints file pins no uv: write it again with scripts/make_constraints.py"
+        )
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        member = next((n for n in wheel.namelist() if n.endswith(".data/scripts/uv")), None)
+        if member is None:
+            raise Failure(f"{wheels[0].name} holds no uv binary")
+        (folder / "uv").write_bytes(wheel.read(member))
+    (folder / "uv").chmod(0o755)
+    wheels[0].unlink()  # the hosts run the binary; they do not install uv
+
+
 def build(release: Release, output: Path, arch: str, index_url: str) -> Path:
     """Make (or find up to date) the archive for `arch` in `output`; return its path."""
     name = archive_name(release, arch)
@@ -111,6 +134,7 @@ def build(release: Release, output: Path, arch: str, index_url: str) -> Path:
         with step(f"Downloading Airflow {release.version}'s wheels for {arch} from {index_url}"):
             _download(release, arch, folder, index_url)
         shutil.copyfile(release.constraints, folder / "constraints.txt")
+        _unpack_uv(folder)
         wheels = sorted(folder.glob("*.whl"))
         with step(f"Writing {archive} ({len(wheels)} wheels)"):
             partial = Path(tmp) / archive.name

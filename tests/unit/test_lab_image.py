@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clusterops.lab.image import ImageRecipe, controller_mirrors
+import pytest
+
+from clusterops.console import Failure
+from clusterops.lab.image import ImageRecipe, controller_mirrors, recipe_for, role_packages
 
 
 def test_same_recipe_same_tag(tmp_path: Path) -> None:
@@ -47,3 +50,25 @@ def test_mirrors_are_read_from_deb822_and_one_line_sources(tmp_path: Path) -> No
         "http://mirror.example/debian",
         "http://security.example/debian-security",
     )
+
+
+def test_the_prepared_image_has_the_roles_leaf_packages_and_no_server() -> None:
+    packages = role_packages()
+    # From airflow_common, airflow_worker, postgresql and redis: their own vars/main.yml.
+    assert {"python3-venv", "git", "haproxy", "socat", "python3-psycopg2"} <= set(packages)
+    assert not {p for p in packages if p.startswith(("postgresql", "redis-server"))}
+    prepared, bare = recipe_for("none", "prepared"), recipe_for("none", "bare")
+    assert set(packages) <= set(prepared.packages)
+    assert not set(packages) & set(bare.packages)
+    assert prepared.tag != bare.tag and prepared.rootfs_tag != bare.rootfs_tag
+
+
+def test_a_role_list_that_is_not_a_list_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "demo" / "vars").mkdir(parents=True)
+    (tmp_path / "demo" / "vars" / "main.yml").write_text("__demo_packages: git\n")
+    with pytest.raises(Failure, match="__demo_packages must be a list"):
+        role_packages(tmp_path)
+    (tmp_path / "demo" / "vars" / "main.yml").write_text(
+        "__demo_packages: [git, 'pkg-{{ v }}']\n__demo_server_packages: [redis-server]\n"
+    )
+    assert role_packages(tmp_path) == ("git",)

@@ -39,6 +39,7 @@ environment:
   LAB_CA_CERTS       folder of extra CA certificates (*.crt) the lab hosts trust
                      (default /usr/local/share/ca-certificates; 'none' for none)
   LAB_DEBIAN_MIRROR  Debian mirror for the image and the hosts (default: this machine's)
+  LAB_IMAGE          the lab hosts' image, prepared (default) or bare (--image)
 
 exit codes: 0 ok, 1 failure, 2 bad input, 3 address clash
 """
@@ -48,8 +49,8 @@ MOLECULE_SUBNETS = ipaddress.IPv4Network("172.30.128.0/17")
 MOLECULE_FIRST_ADDRESS = 10
 
 
-def _recipe(args: argparse.Namespace) -> image.ImageRecipe:
-    return image.recipe_for(args.ca_certs)
+def _recipe(args: argparse.Namespace, kind: str | None = None) -> image.ImageRecipe:
+    return image.recipe_for(args.ca_certs, kind or args.image)
 
 
 def _ready_engine() -> docker.DockerClient:
@@ -152,7 +153,7 @@ def cmd_molecule_create(args: argparse.Namespace) -> int:
     client = _ready_engine()
     hosts.down(client, lab)  # a scenario always starts from fresh hosts
     spec = _molecule_spec(lab, args.host, client)
-    hosts.up(client, spec, image.ensure_image(client, _recipe(args)))
+    hosts.up(client, spec, image.ensure_image(client, _recipe(args, args.molecule_image)))
     config = [
         {
             "instance": h.name,
@@ -181,6 +182,11 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument(
         "--ca-certs", default=os.environ.get("LAB_CA_CERTS", str(image.DEFAULT_CA_DIR)),
         help="folder of extra CA certificates the hosts trust, or 'none'",
+    )  # fmt: skip
+    top.add_argument(
+        "--image", choices=image.KINDS, default=os.environ.get("LAB_IMAGE", "prepared"),
+        help="the hosts' image: 'prepared' has the roles' leaf packages installed (default),"
+        " 'bare' is a minimal Debian 12",
     )  # fmt: skip
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -214,6 +220,11 @@ def parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--host", action="append", default=[], help="platform name (repeat)")
     create.add_argument("--instance-config", type=Path, required=True, help="file molecule reads")
+    create.add_argument(
+        "--molecule-image", choices=image.KINDS,
+        default=os.environ.get("MOLECULE_LAB_IMAGE", "bare"),
+        help="the scenario's image (default bare: the roles' tests deploy onto a bare Debian 12)",
+    )  # fmt: skip
     create.set_defaults(func=cmd_molecule_create)
 
     destroy = sub.add_parser("molecule-destroy", help="remove a molecule scenario's hosts")

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import docker
+import yaml
 from docker.errors import BuildError, DockerException, ImageNotFound
 
 from clusterops.console import Failure, info, step
-from clusterops.paths import LAB_STATE_DIR
+from clusterops.paths import LAB_STATE_DIR, PROJECT_ROOT
 
 RECIPE_DIR = Path(__file__).parent / "image"
 DEFAULT_CA_DIR = Path("/usr/local/share/ca-certificates")
@@ -46,6 +47,32 @@ PACKAGES = (
     "ca-certificates",
     "less",
 )
+
+
+# The two kinds of lab image. "bare": what a minimal Debian 12 cloud image has. "prepared":
+# also every leaf package the roles install, as users bake golden images (Packer, AMIs)
+# for their VMs, so that deploys skip those downloads. Never the server packages
+# (PostgreSQL, Redis): installing them creates and starts per-host state.
+KINDS = ("prepared", "bare")
+ROLES_DIR = PROJECT_ROOT / "roles"
+
+
+def role_packages(roles_dir: Path = ROLES_DIR) -> tuple[str, ...]:
+    """The leaf packages the roles install: every `__<role>_packages` list of their vars.
+
+    Read from the roles themselves (vars/main.yml), so the image cannot drift from them.
+    The `__<role>_server_packages` lists are left out, and so is any name with Jinja in it.
+    """
+    found: set[str] = set()
+    for path in sorted(roles_dir.glob("*/vars/main.yml")):
+        role = path.parents[1].name
+        values = yaml.safe_load(path.read_text()) or {}
+        for name in (f"__{role}_packages",):
+            packages = values.get(name, [])
+            if not isinstance(packages, list):
+                raise Failure(f"{path}: {name} must be a list of Debian package names")
+            found.update(str(p) for p in packages if "{" not in str(p))
+    return tuple(sorted(found))
 
 
 @dataclass(frozen=True)
@@ -85,7 +112,8 @@ class ImageRecipe:
 
     @property
     def rootfs_tag(self) -> str:
-        return f"{self.name}-rootfs:{self.rootfs_hash()}"
+        # One repository for every kind: the hash tells their package lists apart.
+        return f"airflow-lab-rootfs:{self.rootfs_hash()}"
 
     @property
     def tag(self) -> str:
@@ -207,17 +235,23 @@ def _build_layer(client: docker.DockerClient, recipe: ImageRecipe, log: Path) ->
             out.write(str(chunk.get("stream", "")))
 
 
-def recipe_for(ca_certs: str | None = None) -> ImageRecipe:
+def recipe_for(ca_certs: str | None = None, kind: str = "prepared") -> ImageRecipe:
     """The recipe for this machine: its Debian mirrors (or LAB_DEBIAN_MIRROR) and CAs.
 
     `ca_certs` is a folder of *.crt, or 'none'; by default LAB_CA_CERTS or DEFAULT_CA_DIR.
+    `kind` is one of KINDS.
     """
+    if kind not in KINDS:
+        raise Failure(f"the lab image is one of {', '.join(KINDS)}, not '{kind}'", 2)
     mirror, security = controller_mirrors()
     ca = ca_certs or os.environ.get("LAB_CA_CERTS", str(DEFAULT_CA_DIR))
+    extra = role_packages() if kind == "prepared" else ()
     return ImageRecipe(
+        name="airflow-lab" if kind == "prepared" else "airflow-lab-bare",
         mirror=os.environ.get("LAB_DEBIAN_MIRROR", mirror),
         security_mirror=security,
         ca_dir=None if ca == "none" else Path(ca),
+        packages=tuple(dict.fromkeys((*PACKAGES, *extra))),
     )
 
 
