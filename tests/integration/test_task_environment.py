@@ -1,0 +1,37 @@
+"""A worker's tasks find `python` and `airflow`: a virtualenv task and `airflow version` run.
+
+The Airflow units put the cluster virtualenv's bin first on PATH. Without it,
+PythonVirtualenvOperator fails with FileNotFoundError: 'python', and a BashOperator cannot
+run `airflow` (dags/task_environment.py).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from clusterops import release
+from clusterops.cluster import AirflowAPI, wait_for
+
+pytestmark = pytest.mark.lab
+
+DAG_ID = "task_environment"
+
+
+def test_a_virtualenv_task_and_the_airflow_command_run_on_a_worker(api: AirflowAPI) -> None:
+    wait_for(f"DAG {DAG_ID} to be parsed", lambda: api.dag(DAG_ID), timeout=120)
+    run_id = api.trigger(DAG_ID)
+    run = api.wait_for_run(DAG_ID, run_id, timeout=300)
+    instances = {ti["task_id"]: ti for ti in api.task_instances(DAG_ID, run_id)}
+    logs = {task_id: api.task_log(ti) for task_id, ti in instances.items()}
+    states = {task_id: ti["state"] for task_id, ti in instances.items()}
+    assert run["state"] == "success", (states, logs)
+    assert states == {"in_a_virtualenv": "success", "airflow_cli": "success"}
+    # The virtualenv task ran in a new virtualenv (a temporary folder), not the cluster's.
+    returned = logs["in_a_virtualenv"].split("Returned value was:")[-1]
+    assert "Returned value was:" in logs["in_a_virtualenv"]
+    assert "/var/lib/airflow/tmp/venv" in returned and "/opt/airflow/venvs/" not in returned
+    # `python` and `airflow` are the cluster virtualenv's; `airflow version` printed its version.
+    assert "/opt/airflow/venv/bin/python" in logs["airflow_cli"]
+    assert "/opt/airflow/venv/bin/airflow" in logs["airflow_cli"]
+    assert release.load().version in logs["airflow_cli"].split("airflow version")[-1]
+    assert all(ti["hostname"].startswith("worker-") for ti in instances.values())
