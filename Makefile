@@ -43,7 +43,7 @@ lab: venv ## Bring the lab up and deploy the cluster to it
 	echo "make lab: lab up and cluster deployed in $$(( $$(date +%s) - start ))s"
 
 .PHONY: dags
-dags: venv ## Publish dags/ to the lab's git server (the cluster lists changes within 30 s)
+dags: venv ## Publish dags/ to the lab's git server (the cluster lists changes within about 5 s)
 	python scripts/publish_dags.py
 
 .PHONY: wheelhouse

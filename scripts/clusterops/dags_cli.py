@@ -16,7 +16,7 @@ one new commit whose dags/ is exactly the folder as it is now, uncommitted chang
 included, files deleted here deleted there. Nothing is pushed when nothing changed.
 
 The Airflow hosts fetch the repository every airflow_dag_bundle_refresh_interval seconds
-(30 in the lab): a new or changed DAG is listed within about that time. DAG runs already
+(5 by default): a new or changed DAG is listed within about that time. DAG runs already
 going on keep the commit they started with.
 
 Outside the lab there is nothing to publish: push to your fork, the repository your

@@ -17,7 +17,15 @@ import yaml
 from clusterops.console import Failure
 from clusterops.paths import PROJECT_ROOT
 
-ROLE_DIR = PROJECT_ROOT / "roles" / "airflow_common"
+ROLES_DIR = PROJECT_ROOT / "roles"
+ROLE_DIR = ROLES_DIR / "airflow_common"
+
+
+def role_defaults(role: str, roles_dir: Path = ROLES_DIR) -> dict[str, Any]:
+    """A role's defaults/main.yml as written (Jinja left as it is): for scripts and tests
+    that need a role's default instead of typing it again."""
+    values = yaml.safe_load((roles_dir / role / "defaults" / "main.yml").read_text())
+    return dict(values or {})
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,12 @@ from clusterops import dags_repo
 from clusterops.cluster import AirflowAPI, wait_for
 from clusterops.lab.hosts import LabSpec
 from clusterops.paths import LAB_INVENTORY, PROJECT_ROOT
+from clusterops.release import role_defaults
 
 pytestmark = pytest.mark.lab
 
 # The lab's airflow_dag_bundle_refresh_interval (the role's default).
-REFRESH_INTERVAL = 30
+REFRESH_INTERVAL = int(role_defaults("airflow_common")["airflow_dag_bundle_refresh_interval"])
 # A new file is listed after the next fetch (<= the interval) and its first parse.
 LISTED_WITHIN = REFRESH_INTERVAL + 60
 
