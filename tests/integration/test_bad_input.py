@@ -14,7 +14,7 @@ from clusterops import secrets
 from clusterops.cluster import AirflowAPI
 from clusterops.inventory import Inventory
 from clusterops.lab import hosts, topology
-from clusterops.paths import LAB_INVENTORY, PROJECT_ROOT
+from clusterops.paths import LAB_INVENTORY, LAB_STATE_DIR, PROJECT_ROOT
 from tests.integration.conftest import SMOKE_DAG
 
 pytestmark = pytest.mark.lab
@@ -36,7 +36,8 @@ def git_server_address() -> str:
 def site(inventory: Path, *extra: str) -> tuple[int, str]:
     """Run site.yml against the lab's hosts with `inventory`; return its exit code and output."""
     git_server = git_server_address()
-    connection = {  # the lab's key and pinned host keys, wherever the inventory copy lives
+    connection = {  # the lab's key, pinned host keys and wheelhouse, wherever the copy lives
+        "airflow_wheelhouse_dir": str(LAB_STATE_DIR / "wheelhouse"),
         "ansible_ssh_private_key_file": str(hosts.SSH_KEY),
         "ansible_ssh_common_args": (
             f"-o UserKnownHostsFile={hosts.KNOWN_HOSTS} -o StrictHostKeyChecking=yes"

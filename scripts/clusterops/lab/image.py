@@ -220,6 +220,7 @@ def _build_layer(client: docker.DockerClient, recipe: ImageRecipe, log: Path) ->
                 "SECURITY_MIRROR": recipe.security_mirror,
                 "SUITE": recipe.suite,
                 "LAB_USER": recipe.user,
+                "PREPARED_PACKAGES": " ".join(p for p in recipe.packages if p not in PACKAGES),
             },
             labels={"org.airflow-cluster.recipe": recipe.image_hash()},
         )

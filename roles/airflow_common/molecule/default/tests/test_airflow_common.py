@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import json
 import os
-import tarfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 from testinfra.host import Host
 
-CONSTRAINTS = Path(__file__).parents[3] / "files" / "constraints" / "airflow-3.3.2-python3.11.txt"
+from clusterops import release
+from clusterops.release import role_defaults
+
+# The release pinned in the role's defaults (its one source), and the constraints file.
+RELEASE = release.load()
+CONSTRAINTS = RELEASE.constraints
+DEFAULTS = role_defaults("airflow_common")
 
 
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
 WITH_ENV = "/opt/airflow/bin/with-airflow-env"
-# The controller's virtualenv cache (.config/molecule/config.yml; scripts/run_molecule.py sets it).
-VENV_CACHE = os.environ.get("AIRFLOW_VENV_CACHE_DIR", "")
+# The controller's wheelhouse (.config/molecule/config.yml; scripts/run_molecule.py sets it).
+WHEELHOUSE = os.environ.get("AIRFLOW_WHEELHOUSE_DIR", "")
 
 
 def secret(name: str) -> str:
@@ -51,7 +56,7 @@ def test_installed_versions_are_the_constraints_file(host: Host) -> None:
         )
     }
     wanted = {name.lower(): version for name, version in pins.items()}
-    assert installed["apache-airflow"] == "3.3.2"
+    assert installed["apache-airflow"] == RELEASE.version
     assert installed["celery"] == wanted["celery"]
     mismatched = {n: (v, wanted[n]) for n, v in installed.items() if n in wanted and wanted[n] != v}
     assert mismatched == {}
@@ -60,32 +65,27 @@ def test_installed_versions_are_the_constraints_file(host: Host) -> None:
 def test_virtualenv_is_root_owned_and_linked(host: Host) -> None:
     link = host.file("/opt/airflow/venv")
     assert link.is_symlink
-    assert link.linked_to.startswith("/opt/airflow/venvs/3.3.2-")
+    assert link.linked_to.startswith(f"/opt/airflow/venvs/{RELEASE.version}-")
     assert host.file(link.linked_to).user == "root"
 
 
-@pytest.mark.skipif(not VENV_CACHE, reason="AIRFLOW_VENV_CACHE_DIR is not set: no virtualenv cache")
-def test_virtualenv_is_in_the_controller_cache(host: Host) -> None:
-    """The cache on the controller has the virtualenv, marker included, and it runs Airflow.
-
-    The first run fills the cache with pip's virtualenv; later runs unpack it from there.
-    """
+def test_virtualenv_came_from_the_wheelhouse_byte_compiled(host: Host) -> None:
+    """With a wheelhouse (scripts/run_molecule.py builds one), uv made the virtualenv, every
+    module is byte-compiled (the services cannot write __pycache__), the copy is gone."""
+    if not WHEELHOUSE:
+        pytest.skip("AIRFLOW_WHEELHOUSE_DIR is empty: the host installed from PyPI with pip")
     venv = host.file("/opt/airflow/venv").linked_to
-    python = ".".join(host.check_output("/usr/bin/python3 --version").split()[1].split(".")[:2])
-    release = host.system_info.release.split(".")[0]
-    name = (
-        f"{Path(venv).name}-{host.system_info.distribution.lower()}{release}"
-        f"-{host.system_info.arch}-py{python}.tar.gz"
-    )
-    archive = Path(VENV_CACHE) / name
-    found = sorted(p.name for p in Path(VENV_CACHE).glob("*"))
-    assert archive.is_file(), f"{archive} is missing; the cache holds {found}"
-    with tarfile.open(archive) as tar:
-        assert f"{Path(venv).name}/airflow-install-finished" in tar.getnames()
-    # The host's copy of the archive is removed once fetched.
-    assert not host.file(f"/opt/airflow/venvs/{name}").exists
-    assert host.file(f"{venv}/airflow-install-finished").exists
-    assert airflow(host, "version").splitlines()[-1] == "3.3.2"
+    assert "uv = " in host.file(f"{venv}/pyvenv.cfg").content_string
+    with host.sudo():
+        sources = int(
+            host.check_output(f"find {venv}/lib -name '*.py' -path '*airflow/models/*' | wc -l")
+        )
+        compiled = int(
+            host.check_output(f"find {venv}/lib -name '*.pyc' -path '*airflow/models/*' | wc -l")
+        )
+        assert sources > 0 and compiled >= sources
+        assert host.check_output("ls -A /opt/airflow/wheelhouse") == ""
+    assert airflow(host, "version").splitlines()[-1] == RELEASE.version
 
 
 def test_config_is_celery_with_fab_auth(host: Host) -> None:
@@ -139,7 +139,10 @@ def test_every_bundle_is_configured_in_order(host: Host) -> None:
         "subdir": "dags",
         "refresh_interval": 60,
     }
-    assert found["team-b"]["kwargs"]["refresh_interval"] == 30
+    assert (
+        found["team-b"]["kwargs"]["refresh_interval"]
+        == DEFAULTS["airflow_dag_bundle_refresh_interval"]
+    )
     assert found["team-b"]["kwargs"]["tracking_ref"] == "main"
 
 
