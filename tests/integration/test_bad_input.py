@@ -102,7 +102,7 @@ def test_malformed_connection_is_named(inventory: Path) -> None:
 
 
 def test_unsupported_os_names_the_host(inventory: Path) -> None:
-    rc, output = site(inventory, "-e", '{"__preflight_os": ["Debian 13"]}')
+    rc, output = site(inventory, "-e", '{"__check_host_os": ["Debian 13"]}')
     assert_stopped_unchanged(rc, output, r"master-1 runs Debian 12\.\d+; supported: Debian 13")
 
 
