@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,6 +17,7 @@ import requests
 from clusterops import secrets
 from clusterops.console import Failure, info
 from clusterops.paths import LAB_INVENTORY, LAB_VAULT_PASSWORD
+from clusterops.release import role_defaults
 from clusterops.runner import inventory_hostvars
 
 T = TypeVar("T")
@@ -40,11 +41,17 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval:
         time.sleep(interval)
 
 
+def _master_default(name: str) -> str:
+    """airflow_master's default for `name` (its defaults/main.yml, the one source)."""
+    return str(role_defaults("airflow_master")[name])
+
+
 @dataclass
 class Credentials:
     admin_password: str
     flower_password: str
-    user: str = "admin"
+    user: str = field(default_factory=lambda: _master_default("airflow_master_admin_user"))
+    flower_user: str = field(default_factory=lambda: _master_default("airflow_master_flower_user"))
 
     @classmethod
     def from_vault(
@@ -278,11 +285,15 @@ class Endpoints:
         if "{{" in str(address):  # a template the inventory script did not resolve
             address = master.get("ansible_host") or masters[0]
         credentials = Credentials.from_vault(inventory, password_file)
-        api_port = master.get("airflow_api_port", 8080)
-        flower_port = master.get("airflow_master_flower_port", 5555)
+        api_port = master.get(
+            "airflow_api_port", role_defaults("cluster_defaults")["airflow_api_port"]
+        )
+        flower_port = master.get(
+            "airflow_master_flower_port", _master_default("airflow_master_flower_port")
+        )
+        user = master.get("airflow_master_admin_user", credentials.user)
+        flower_user = master.get("airflow_master_flower_user", credentials.flower_user)
         return cls(
-            AirflowAPI(
-                f"http://{address}:{api_port}", credentials.user, credentials.admin_password
-            ),
-            Flower(f"http://{address}:{flower_port}", "admin", credentials.flower_password),
+            AirflowAPI(f"http://{address}:{api_port}", user, credentials.admin_password),
+            Flower(f"http://{address}:{flower_port}", flower_user, credentials.flower_password),
         )

@@ -16,6 +16,7 @@ from clusterops.cluster import AirflowAPI, Credentials, wait_for
 from clusterops.lab import hosts, topology
 from clusterops.lab.hosts import LabSpec
 from clusterops.paths import LAB_INVENTORY
+from clusterops.release import role_defaults
 
 
 def _spec() -> LabSpec:
@@ -64,7 +65,8 @@ def master(lab: LabSpec) -> str:
 @pytest.fixture(scope="session")
 def api(lab: LabSpec, master: str, credentials: Credentials) -> AirflowAPI:
     address = lab.host(master).address
-    return AirflowAPI(f"http://{address}:8080", credentials.user, credentials.admin_password)
+    port = role_defaults("cluster_defaults")["airflow_api_port"]
+    return AirflowAPI(f"http://{address}:{port}", credentials.user, credentials.admin_password)
 
 
 @pytest.fixture(scope="session")
