@@ -34,21 +34,41 @@ def test_argument_spec_defaults_equal_the_plain_defaults(role: Path) -> None:
 
 
 def _internal_names(text: str) -> set[str]:
-    return set(re.findall(r"\b__([a-z][a-z0-9]*(?:_[a-z0-9]+)*)", text))
+    return set(re.findall(r"\b(__[a-z][a-z0-9_]*)", text))
+
+
+def _role_files(role: Path) -> list[Path]:
+    return [p for p in role.rglob("*") if p.suffix in {".yml", ".j2"} and "molecule" not in p.parts]
+
+
+def _defined(role: Path) -> set[str]:
+    """The internal names a role defines: its vars/, its registers and set_facts."""
+    names: set[str] = set()
+    vars_file = role / "vars" / "main.yml"
+    if vars_file.is_file():
+        names |= {n for n in (yaml.safe_load(vars_file.read_text()) or {}) if n.startswith("__")}
+    for path in _role_files(role):
+        text = path.read_text()
+        names |= set(re.findall(r"^\s*register:\s*(__\w+)", text, flags=re.M))
+        for block in re.findall(r"set_fact:\n((?:\s{6,}\w+:.*\n)+)", text):
+            names |= set(re.findall(r"^\s+(__\w+):", block, flags=re.M))
+        # Task and loop variables of the role's own (vars: blocks) count as its own.
+        names |= set(re.findall(r"^\s+(__\w+):", text, flags=re.M))
+    return names
+
+
+DEFINED = {role.name: _defined(role) for role in ROLES}
 
 
 @pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
 def test_a_role_reads_no_other_roles_internal_variables(role: Path) -> None:
-    others = {r.name for r in ROLES if r != role}
-    offending = set()
-    for path in role.rglob("*"):
-        if path.suffix not in {".yml", ".j2"} or "molecule" in path.parts:
-            continue
-        for name in _internal_names(path.read_text()):
-            owner = next((o for o in others if name.startswith(o + "_")), None)
-            # airflow_common's names start with "airflow_", as do airflow_master's: the
-            # longest role name that prefixes the variable owns it.
-            mine = name.startswith(role.name + "_") and len(role.name) >= len(owner or "")
-            if owner and not mine:
-                offending.add(f"{path.relative_to(PROJECT_ROOT)}: __{name}")
-    assert sorted(offending) == []
+    """No role uses a `__name` that only another role defines (its vars/ or facts)."""
+    mine = DEFINED[role.name]
+    theirs = {n: r for r, names in DEFINED.items() if r != role.name for n in names}
+    offending = sorted(
+        f"{path.relative_to(PROJECT_ROOT)}: {name} (from {theirs[name]})"
+        for path in _role_files(role)
+        for name in _internal_names(path.read_text())
+        if name in theirs and name not in mine
+    )
+    assert offending == []
