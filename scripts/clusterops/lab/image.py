@@ -86,6 +86,9 @@ class ImageRecipe:
     ca_dir: Path | None = DEFAULT_CA_DIR
     packages: tuple[str, ...] = PACKAGES
     user: str = LAB_USER
+    # Installed with apt in the second layer (a prepared image): the same root filesystem
+    # serves both kinds, so a machine bootstraps Debian once.
+    extra_packages: tuple[str, ...] = ()
 
     def ca_files(self) -> list[Path]:
         if self.ca_dir is None or not self.ca_dir.is_dir():
@@ -100,7 +103,7 @@ class ImageRecipe:
 
     def image_hash(self) -> str:
         digest = hashlib.sha256()
-        for part in (self.rootfs_hash(), self.security_mirror, self.user):
+        for part in (self.rootfs_hash(), self.security_mirror, self.user, *self.extra_packages):
             digest.update(part.encode() + b"\0")
         for path in sorted(RECIPE_DIR.rglob("*")):
             if path.is_file():
@@ -112,7 +115,7 @@ class ImageRecipe:
 
     @property
     def rootfs_tag(self) -> str:
-        # One repository for every kind: the hash tells their package lists apart.
+        # One root filesystem for both kinds of image (extra_packages go into the layer above).
         return f"airflow-lab-rootfs:{self.rootfs_hash()}"
 
     @property
@@ -220,7 +223,7 @@ def _build_layer(client: docker.DockerClient, recipe: ImageRecipe, log: Path) ->
                 "SECURITY_MIRROR": recipe.security_mirror,
                 "SUITE": recipe.suite,
                 "LAB_USER": recipe.user,
-                "PREPARED_PACKAGES": " ".join(p for p in recipe.packages if p not in PACKAGES),
+                "PREPARED_PACKAGES": " ".join(recipe.extra_packages),
             },
             labels={"org.airflow-cluster.recipe": recipe.image_hash()},
         )
@@ -252,7 +255,7 @@ def recipe_for(ca_certs: str | None = None, kind: str = "prepared") -> ImageReci
         mirror=os.environ.get("LAB_DEBIAN_MIRROR", mirror),
         security_mirror=security,
         ca_dir=None if ca == "none" else Path(ca),
-        packages=tuple(dict.fromkeys((*PACKAGES, *extra))),
+        extra_packages=tuple(p for p in extra if p not in PACKAGES),
     )
 
 
