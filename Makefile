@@ -36,8 +36,8 @@ lab: venv ## Bring the lab up and deploy the cluster to it
 	python scripts/lab.py up && \
 	python scripts/build_wheelhouse.py && \
 	python scripts/init_secrets.py && \
-	ansible-playbook playbooks/git_server.yml && \
-	ansible-playbook playbooks/lab_aws.yml && \
+	ansible-playbook playbooks/lab/git_server.yml && \
+	ansible-playbook playbooks/lab/aws.yml && \
 	python scripts/publish_dags.py && \
 	ansible-playbook site.yml && \
 	echo "make lab: lab up and cluster deployed in $$(( $$(date +%s) - start ))s"

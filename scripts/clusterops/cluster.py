@@ -246,12 +246,20 @@ class Flower:
         return found if isinstance(found, dict) and found.get("stats") else None
 
     def _control(self, action: str, name: str, queue: str) -> None:
-        response = requests.post(
-            f"{self.base_url}/api/worker/queue/{action}/{name}",
-            params={"queue": queue},
-            auth=self.auth,
-            timeout=self.timeout,
-        )
+        def post() -> requests.Response:
+            return requests.post(
+                f"{self.base_url}/api/worker/queue/{action}/{name}",
+                params={"queue": queue},
+                auth=self.auth,
+                timeout=self.timeout,
+            )
+
+        response = post()
+        if response.status_code == HTTPStatus.NOT_FOUND:
+            # Flower controls only the workers its last inspection found; a Flower started
+            # since then knows none. Ask this worker, then try once more.
+            self.workers(name)
+            response = post()
         if response.status_code != HTTPStatus.OK:
             raise Failure(
                 f"Flower could not {action} queue '{queue}' of {name}: "

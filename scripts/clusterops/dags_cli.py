@@ -11,7 +11,7 @@ from clusterops.paths import LAB_INVENTORY, PROJECT_ROOT, shown
 
 DESCRIPTION = """\
 Publish this project's dags/ folder to the DAG repository on the lab's git server (the
-inventory's git_server host, set up by playbooks/git_server.yml): the branch 'main' gets
+inventory's git_server host, set up by playbooks/lab/git_server.yml): the branch 'main' gets
 one new commit whose dags/ is exactly the folder as it is now, uncommitted changes
 included, files deleted here deleted there. Nothing is pushed when nothing changed.
 

@@ -16,13 +16,17 @@ from pathlib import Path
 from clusterops.console import Failure
 from clusterops.lab import hosts
 from clusterops.paths import LAB_STATE_DIR, PROJECT_ROOT
+from clusterops.release import role_defaults
 from clusterops.runner import inventory_hostvars
 
-# The role git_server's defaults (git_server_root, git_server_user, the lab's repository).
-REPOSITORY_PATH = "/srv/git/dags.git"
-PUSH_USER = "git"
-BRANCH = "main"
-SUBDIR = "dags"
+# The lab's repository as the git_server role creates it (its defaults), and the folder
+# and branch the Airflow hosts read (airflow_common's airflow_dags_repo_* defaults).
+_SERVER = role_defaults("git_server")
+_DAGS = role_defaults("airflow_common")
+REPOSITORY_PATH = f"{_SERVER['git_server_root']}/{_SERVER['git_server_repositories'][0]}.git"
+PUSH_USER = str(_SERVER["git_server_user"])
+BRANCH = str(_DAGS["airflow_dags_repo_ref"])
+SUBDIR = str(_DAGS["airflow_dags_repo_subdir"])
 # A work tree of the lab repository, kept between runs so a publish only fetches news.
 WORK_TREE = LAB_STATE_DIR / "dags-publish"
 # Left out of a publish: byte code and editor or tool leftovers (hidden files), except

@@ -18,8 +18,9 @@ from clusterops.console import Failure, cli_parser, info
 from clusterops.paths import LAB_STATE_DIR, PROJECT_ROOT, shown
 
 DESCRIPTION = """\
-Run `molecule test` for every role that has a scenario (roles/*/molecule/default/) and
-for the project's scenarios (molecule/*/), JOBS at a time. Each scenario has its own lab
+Run `molecule test` for every role that has a scenario (roles/*/molecule/default/, and the
+lab's own roles in playbooks/lab/roles/) and for the project's scenarios (molecule/*/),
+JOBS at a time. Each scenario has its own lab
 hosts and network, so they do not meet. Each scenario's output goes to
 LOG_DIR/<name>.log; this command prints when each starts and ends, and the end of the log
 of each that failed.
@@ -45,6 +46,7 @@ exit codes: 0 all passed, 1 one or more failed, 2 bad input
 
 # Scenarios that are benchmarks, not tests (make bench runs them).
 NOT_TESTS = {"bench_local_executor"}
+LAB_ROLE_SCENARIOS = "playbooks/lab/roles/*/molecule/default/molecule.yml"
 # Scenarios that install Airflow, slowest first.
 AIRFLOW = ("role:airflow_master", "role:airflow_worker", "role:airflow_common")
 TAIL_LINES = 150
@@ -73,7 +75,8 @@ def discover(root: Path = PROJECT_ROOT) -> list[Scenario]:
     """Every test scenario, the slow ones first, then by name."""
     found = [
         Scenario(f"role:{path.parents[2].name}", path.parents[2], ("test",))
-        for path in root.glob("roles/*/molecule/default/molecule.yml")
+        for pattern in ("roles/*/molecule/default/molecule.yml", LAB_ROLE_SCENARIOS)
+        for path in root.glob(pattern)
     ] + [
         Scenario(f"scenario:{path.parent.name}", root, ("test", "-s", path.parent.name))
         for path in root.glob("molecule/*/molecule.yml")

@@ -15,16 +15,23 @@ from typing import Any
 import yaml
 
 from clusterops.console import Failure
-from clusterops.paths import PROJECT_ROOT
+from clusterops.paths import LAB_ROLES_DIR, ROLES_DIR
 
-ROLES_DIR = PROJECT_ROOT / "roles"
 ROLE_DIR = ROLES_DIR / "airflow_common"
 
 
-def role_defaults(role: str, roles_dir: Path = ROLES_DIR) -> dict[str, Any]:
-    """A role's defaults/main.yml as written (Jinja left as it is): for scripts and tests
-    that need a role's default instead of typing it again."""
-    values = yaml.safe_load((roles_dir / role / "defaults" / "main.yml").read_text())
+def role_defaults(role: str) -> dict[str, Any]:
+    """A role's defaults/main.yml as written (Jinja left as it is), a deployed role's or a
+    lab role's: for scripts and tests that need a role's default instead of typing it again."""
+    path = next(
+        (
+            d / role / "defaults" / "main.yml"
+            for d in (ROLES_DIR, LAB_ROLES_DIR)
+            if (d / role).is_dir()
+        ),
+        ROLES_DIR / role / "defaults" / "main.yml",
+    )
+    values = yaml.safe_load(path.read_text())
     return dict(values or {})
 
 
@@ -62,7 +69,7 @@ _RESOLVED_FOR = re.compile(r"^# Constraints for .* on Python (\d+\.\d+\.\d+)\.")
 _VARIABLE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
-def _render(template: str, context: dict[str, Any]) -> str:
+def render(template: str, context: dict[str, Any]) -> str:
     """The defaults' own Jinja where it only names other defaults, as Ansible renders it."""
     rendered = _VARIABLE.sub(lambda m: str(context[m.group(1)]), template)
     if "{{" in rendered or "{%" in rendered:
@@ -80,7 +87,7 @@ def load(role_dir: Path = ROLE_DIR) -> Release:
         extras = tuple(str(e) for e in defaults["airflow_extras"])
         # Items may carry a trailing comment in YAML, never in the value.
         packages = tuple(str(p).split()[0] for p in defaults["airflow_extra_packages"])
-        constraints = _render(str(defaults["airflow_constraints_file"]), defaults)
+        constraints = render(str(defaults["airflow_constraints_file"]), defaults)
     except (KeyError, TypeError, ValueError) as error:
         raise Failure(f"{defaults_file}: cannot read the Airflow release: {error}") from error
     return Release(version, python, extras, packages, role_dir / "files" / constraints)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +9,7 @@ from clusterops import runner
 from clusterops.cluster import Endpoints, wait_for
 from clusterops.console import Failure, info, step, warn
 from clusterops.inventory import Inventory
-from clusterops.scale_out import ssh_exit_code, tell_the_others
+from clusterops.scale_out import ssh_exit_code
 from clusterops.workers import (
     WORKER_GROUP,
     Drain,
@@ -20,6 +19,9 @@ from clusterops.workers import (
     check_known,
     read_worker,
 )
+
+# The operation: stop the worker, keep its task logs, PostgreSQL and the masters forget it.
+PLAYBOOK = "playbooks/remove_worker.yml"
 
 
 @dataclass(frozen=True)
@@ -60,30 +62,26 @@ def _drain(endpoints: Endpoints, removal: Removal) -> tuple[Drain, list[RunningT
     return drain, left
 
 
-def _retire(inventory_dir: Path, removal: Removal, drain: Drain, kill: bool) -> None:
-    """Stop and disable the worker; its task logs go to every master."""
-    with tempfile.TemporaryDirectory(prefix="retired-logs-") as logs:
-        try:
-            runner.run_playbook(
-                inventory_dir,
-                "playbooks/retire_worker.yml",
-                limit=f"{removal.name}:airflow_master",
-                extravars={
-                    "retire_worker": removal.name,
-                    "retire_worker_kill": kill,
-                    "retire_worker_logs": logs,
-                },
-            )
-        except runner.PlaybookFailure as failure:
-            unreachable = [f for f in failure.failures if f.host == removal.name]
-            if unreachable and removal.force:
-                warn(f"{removal.name} is unreachable; --force goes on without its logs")
-                return
-            if drain.cancelled:
-                drain.resume()
-            code = ssh_exit_code(unreachable[0]) if unreachable else Exit.PLAYBOOK
-            hint = "; give --force to remove it anyway" if unreachable else ""
-            raise Failure(f"{failure}{hint}", code) from None
+def _remove(inventory_dir: Path, removal: Removal, drain: Drain, kill: bool) -> None:
+    """playbooks/remove_worker.yml: stop it, keep its task logs, PostgreSQL and the masters
+    forget it. On a failure before it is stopped, the worker takes tasks again."""
+    try:
+        runner.run_playbook(
+            inventory_dir,
+            PLAYBOOK,
+            extravars={"worker": removal.name, "remove_worker_force": kill or removal.force},
+        )
+    except runner.PlaybookFailure as failure:
+        unreachable = [f for f in failure.failures if f.host == removal.name]
+        others = [f for f in failure.failures if f.host != removal.name]
+        if unreachable and removal.force and not others:
+            warn(f"{removal.name} is unreachable; --force went on without its logs")
+            return
+        if drain.cancelled:
+            drain.resume()
+        code = ssh_exit_code(unreachable[0]) if unreachable else Exit.PLAYBOOK
+        hint = "; give --force to remove it anyway" if unreachable else ""
+        raise Failure(f"{failure}{hint}", code) from None
 
 
 def remove(
@@ -99,20 +97,14 @@ def remove(
         )
     endpoints = Endpoints.from_inventory(inventory_dir, password_file)
     drain, left = _drain(endpoints, removal)
-    with step(f"Stopping the worker on {removal.name} and keeping its task logs on the masters"):
-        _retire(inventory_dir, removal, drain, kill=bool(left))
+    with step(
+        f"Stopping {removal.name}, keeping its task logs on the masters, PostgreSQL and "
+        f"the masters forgetting it ({PLAYBOOK})"
+    ):
+        _remove(inventory_dir, removal, drain, kill=bool(left))
     inventory.remove_host(WORKER_GROUP, removal.name)
     inventory.save()
     info(f"==> {removal.name} removed from {hosts_file}")
-    with step("Updating PostgreSQL's pg_hba.conf and the masters' /etc/hosts"):
-        try:
-            tell_the_others(inventory_dir)
-        except runner.PlaybookFailure as failure:
-            raise Failure(
-                f"{failure}\n  the worker is stopped and out of the inventory; re-run "
-                "'ansible-playbook site.yml' to drop it from pg_hba.conf and /etc/hosts",
-                Exit.PLAYBOOK,
-            ) from None
     with step(f"Checking that Flower sees {celery_name(removal.name)} offline"):
         wait_for(
             f"Flower to see {celery_name(removal.name)} offline",

@@ -24,6 +24,7 @@ from ansible.parsing.vault import VaultLib, VaultSecret, is_encrypted
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from clusterops import rules
 from clusterops.console import Failure
 from clusterops.files import write_atomic
 
@@ -72,24 +73,20 @@ class Secret:
     plain: bool = True
 
 
+# How each secret every inventory needs (rules.VAULT_SECRETS: names, purposes, and the rule
+# the preflight play checks them with) is made.
+_GENERATORS: dict[str, Callable[[], str]] = {
+    "vault_postgresql_airflow_password": _random(32),
+    "vault_redis_airflow_password": _random(32),
+    "vault_airflow_fernet_key": _fernet_key,
+    "vault_airflow_api_secret_key": _random(48),
+    "vault_airflow_jwt_secret": _random(64),
+    "vault_airflow_admin_password": _random(24),
+    "vault_airflow_flower_password": _random(24),
+}
+
 SECRETS: tuple[Secret, ...] = (
-    Secret(
-        "vault_postgresql_airflow_password", "PostgreSQL password of the airflow role", _random(32)
-    ),
-    Secret("vault_redis_airflow_password", "Redis ACL password of the airflow user", _random(32)),
-    Secret(
-        "vault_airflow_fernet_key",
-        "[core] fernet_key: encrypts connections and variables",
-        _fernet_key,
-    ),
-    Secret(
-        "vault_airflow_api_secret_key", "[api] secret_key: signs log-server requests", _random(48)
-    ),
-    Secret(
-        "vault_airflow_jwt_secret", "[api_auth] jwt_secret: signs task and UI tokens", _random(64)
-    ),
-    Secret("vault_airflow_admin_password", "password of the Airflow UI user 'admin'", _random(24)),
-    Secret("vault_airflow_flower_password", "password of the Flower UI user 'admin'", _random(24)),
+    *(Secret(name, purpose, _GENERATORS[name]) for name, purpose in rules.VAULT_SECRETS.items()),
     Secret(
         "vault_airflow_dags_ssh_key",
         "SSH deploy key (private) the hosts fetch the DAG repository with",
@@ -107,7 +104,7 @@ def _access_key_id() -> str:
     return "AKIA" + "".join(secrets.choice(_KEY_ID_ALPHABET) for _ in range(16))
 
 
-# Only for an inventory with the lab's AWS emulator (group aws_emulator, roles/aws_emulator):
+# Only for an inventory with the lab AWS emulator (group aws_emulator, its role in playbooks/lab):
 # its accounts' keys are made here and seeded into the emulator. Against real AWS, the
 # keys come from AWS (or the hosts use an instance profile): see docs/aws.md.
 AWS_EMULATOR_GROUP = "aws_emulator"

@@ -7,10 +7,11 @@ import os
 import time
 from pathlib import Path
 
-from clusterops import scale_in, scale_out
+from clusterops import rules, scale_in, scale_out
 from clusterops.console import Failure, add_inventory_option, cli_parser, info
 from clusterops.lab import members
 from clusterops.paths import LAB_INVENTORY, LAB_VAULT_PASSWORD
+from clusterops.release import role_defaults
 from clusterops.workers import EXIT_HELP, WORKER_GROUP, Exit, WorkerSpec, celery_name
 
 ADD_DESCRIPTION = """\
@@ -78,6 +79,8 @@ def _queues(text: str) -> tuple[str, ...]:
 
 def add_parser() -> argparse.ArgumentParser:
     parser = cli_parser("add_worker.py", ADD_DESCRIPTION, ADD_EPILOG)
+    defaults = role_defaults("airflow_worker")
+    queues = ",".join(defaults["airflow_worker_queues"])
     parser.add_argument("name", help="inventory name of the new worker, e.g. worker-3")
     parser.add_argument(
         "--address", help="address Ansible reaches it at (ansible_host); with --lab, "
@@ -85,11 +88,12 @@ def add_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument(
         "--queues", type=_queues, default=(),
-        help="comma-separated queues it consumes (default: airflow_worker_queues, 'default')",
+        help=f"comma-separated queues it consumes (default: airflow_worker_queues, {queues})",
     )  # fmt: skip
     parser.add_argument(
         "--concurrency", type=int,
-        help="task slots (default: airflow_worker_concurrency, 8)",
+        help=f"task slots, 1 to {rules.WORKER_CONCURRENCY_MAX} "
+        f"(default: airflow_worker_concurrency, {defaults['airflow_worker_concurrency']})",
     )  # fmt: skip
     parser.add_argument("--user", help="SSH user (default: the inventory's ansible_user)")
     parser.add_argument(

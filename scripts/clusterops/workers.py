@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
+from clusterops import rules
 from clusterops.cluster import Flower
 from clusterops.console import Failure, info
 from clusterops.inventory import HOST_NAME, Inventory
+from clusterops.release import role_defaults
 
 WORKER_GROUP = "airflow_worker"
-# What a worker's queues may be called (as the airflow_worker role checks them).
-QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-MAX_CONCURRENCY = 256
 DNS_NAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$")
 
 
@@ -79,19 +78,17 @@ class WorkerSpec:
                 "address or a DNS name",
                 Exit.INVALID,
             )
-        bad = [q for q in self.queues if not QUEUE_NAME.match(q)]
-        if bad or (self.queues and len(set(self.queues)) != len(self.queues)):
-            raise Failure(
-                f"invalid queues {','.join(self.queues)} for {self.name}: distinct names of "
-                "letters, digits, '.', '_' and '-'",
-                Exit.INVALID,
-            )
-        if self.concurrency is not None and not 1 <= self.concurrency <= MAX_CONCURRENCY:
-            raise Failure(
-                f"invalid concurrency {self.concurrency} for {self.name}: "
-                f"1 to {MAX_CONCURRENCY} task slots",
-                Exit.INVALID,
-            )
+        # The role's rule (plugins/filter/airflow_cluster.py); what is not given, the
+        # role's default, which the rule accepts.
+        defaults = role_defaults("airflow_worker")
+        concurrency = self.concurrency
+        if concurrency is None:
+            concurrency = int(defaults["airflow_worker_concurrency"])
+        problems = rules.worker_problems(
+            list(self.queues) or list(defaults["airflow_worker_queues"]), concurrency
+        )
+        if problems:
+            raise Failure(f"invalid settings for {self.name}: {'; '.join(problems)}", Exit.INVALID)
         if self.user is not None and not re.match(r"^[a-z_][a-z0-9_-]{0,31}$", self.user):
             raise Failure(f"invalid SSH user '{self.user}' for {self.name}", Exit.INVALID)
 

@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from clusterops.cluster import AirflowAPI, wait_for
 from clusterops.lab.hosts import LabSpec
+from clusterops.layout import LAYOUT
 from tests import dag_helpers
 
 from .conftest import lab_host
@@ -154,7 +155,7 @@ def test_task_logs_are_in_s3_and_readable_once_the_local_copies_are_gone(
     assert keys, f"no log under s3://{bucket}/{prefix}"
     stored = aws.admin("s3", "airflow").get_object(Bucket=bucket, Key=keys[0])["Body"].read()
     for name in lab.group("airflow"):
-        folder = f"/var/log/airflow/dag_id={DAG_ID}/run_id={first_run}"
+        folder = f"{LAYOUT.log_dir}/dag_id={DAG_ID}/run_id={first_run}"
         result = lab_host(lab, name).run(f"sudo rm -rf '{folder}' && ! sudo test -e '{folder}'")
         assert result.rc == 0, f"{name}: {result.stderr}"
     (convert,) = [ti for ti in api.task_instances(DAG_ID, first_run) if ti["task_id"] == "convert"]

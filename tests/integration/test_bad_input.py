@@ -33,8 +33,9 @@ def git_server_address() -> str:
     return spec.host(spec.group("git_server")[0]).address
 
 
-def site(inventory: Path, *extra: str) -> tuple[int, str]:
-    """Run site.yml against the lab's hosts with `inventory`; return its exit code and output."""
+def site(inventory: Path, *extra: str, playbook: str = "site.yml") -> tuple[int, str]:
+    """Run site.yml (or `playbook`) against the lab's hosts with `inventory`; return its exit
+    code and output."""
     git_server = git_server_address()
     connection = {  # the lab's key, pinned host keys and wheelhouse, wherever the copy lives
         "airflow_wheelhouse_dir": str(LAB_STATE_DIR / "wheelhouse"),
@@ -53,7 +54,7 @@ def site(inventory: Path, *extra: str) -> tuple[int, str]:
             "ansible-playbook",
             "-i",
             str(inventory),
-            "site.yml",
+            playbook,
             "-e",
             json.dumps(connection),
             *extra,
@@ -76,7 +77,7 @@ def test_missing_secret_is_named(inventory: Path) -> None:
     secrets.vault_file(inventory).unlink()
     rc, output = site(inventory)
     assert_stopped_unchanged(
-        rc, output, r"vault_postgresql_airflow_password is missing from the vault"
+        rc, output, r"the vault of .*: vault_postgresql_airflow_password is missing;.*init_secrets"
     )
 
 
@@ -90,7 +91,21 @@ def test_wrong_vault_password_stops_at_the_start(inventory: Path, tmp_path: Path
 
 def test_invalid_queue_name_is_named(inventory: Path) -> None:
     rc, output = site(inventory, "-e", '{"airflow_worker_queues": ["default", "bad queue!"]}')
-    assert_stopped_unchanged(rc, output, r"worker-1: airflow_worker_queues must be")
+    assert_stopped_unchanged(rc, output, r"worker-1: airflow_worker_queues: 'bad queue!' must be")
+
+
+def test_concurrency_over_the_limit_is_refused_as_by_add_worker(inventory: Path) -> None:
+    """One rule (plugins/filter/airflow_cluster.py): preflight refuses what add_worker.py does."""
+    rc, output = site(inventory, "-e", '{"airflow_worker_concurrency": 512}')
+    assert_stopped_unchanged(rc, output, r"worker-1: airflow_worker_concurrency must be .* to 256")
+
+
+def test_max_connections_of_the_inventory_wins(inventory: Path) -> None:
+    """postgresql_max_connections in group_vars beats the size the playbook computes."""
+    (inventory / "group_vars" / "postgres.yml").write_text("postgresql_max_connections: 250\n")
+    rc, output = site(inventory, "--check", "--diff", playbook="playbooks/postgres.yml")
+    assert rc == 0, output[-3000:]
+    assert "+max_connections = 250" in output, output[-3000:]
 
 
 def test_malformed_connection_is_named(inventory: Path) -> None:
@@ -160,3 +175,13 @@ def test_missing_dag_ref_stops_preflight_and_dags_keep_running(
     )
     run_id = api.trigger(SMOKE_DAG)
     assert api.wait_for_run(SMOKE_DAG, run_id, timeout=300)["state"] == "success"
+
+
+@pytest.mark.parametrize("operation", ["add", "remove"])
+def test_worker_operations_name_a_host_missing_from_the_inventory(
+    inventory: Path, operation: str
+) -> None:
+    rc, output = site(
+        inventory, "-e", "worker=worker-9", playbook=f"playbooks/{operation}_worker.yml"
+    )
+    assert_stopped_unchanged(rc, output, rf"name the worker to {operation} .*\(got worker-9\)")

@@ -20,6 +20,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from clusterops.cluster import Credentials
 from clusterops.lab.hosts import LabSpec
+from clusterops.layout import LAYOUT
 
 pytestmark = pytest.mark.lab
 TIMEOUT = 60
@@ -51,7 +52,7 @@ def browser() -> Iterator[WebDriver]:
 
 @pytest.fixture(scope="module")
 def ui(lab: LabSpec, master: str) -> str:
-    return f"http://{lab.host(master).address}:8080"
+    return f"http://{lab.host(master).address}:{LAYOUT.api_port}"
 
 
 def wait(browser: WebDriver, what: str, condition: Any) -> None:

@@ -14,6 +14,7 @@ from testinfra.host import Host
 from clusterops import runner, secrets
 from clusterops.cluster import AirflowAPI, Credentials, Flower, wait_for
 from clusterops.lab.hosts import LabSpec
+from clusterops.layout import LAYOUT
 from clusterops.paths import LAB_INVENTORY, LAB_VAULT_PASSWORD
 
 from .conftest import lab_host
@@ -58,7 +59,7 @@ def listening(host: Host, port: int) -> set[str]:
 
 def test_master_listens_only_on_its_cluster_address(lab: LabSpec, master: str) -> None:
     host, address = lab_host(lab, master), lab.host(master).address
-    for port in (8080, 5555, 8974):  # API server, Flower, scheduler health
+    for port in (LAYOUT.api_port, LAYOUT.flower_port, LAYOUT.scheduler_health_port):
         assert listening(host, port) == {address}, port
 
 
@@ -75,30 +76,31 @@ def test_workers_reach_every_master_through_their_api_proxy(lab: LabSpec) -> Non
     for name in lab.group("airflow_worker"):
         host = lab_host(lab, name)
         with host.sudo():
-            config = host.file("/etc/airflow/airflow.cfg").content_string
-        assert "execution_api_server_url = http://127.0.0.1:8080/execution/" in config, name
-        assert listening(host, 8080) == {"127.0.0.1"}, name
+            config = host.file(str(LAYOUT.config_file)).content_string
+        proxy = f"127.0.0.1:{LAYOUT.api_proxy_port}"
+        assert f"execution_api_server_url = http://{proxy}/execution/" in config, name
+        assert listening(host, LAYOUT.api_proxy_port) == {"127.0.0.1"}, name
         assert proxy_servers(host) == dict.fromkeys(masters, "UP"), name
 
 
 def test_database_and_broker_listen_on_localhost_and_cluster_address(lab: LabSpec) -> None:
-    for group, port in (("postgres", 5432), ("redis", 6379)):
+    for group, port in (("postgres", LAYOUT.database_port), ("redis", LAYOUT.redis_port)):
         name = lab.group(group)[0]
         assert listening(lab_host(lab, name), port) >= {lab.host(name).address}
         assert "0.0.0.0" not in listening(lab_host(lab, name), port)  # noqa: S104
 
 
-@pytest.mark.parametrize("path", ["/etc/airflow/airflow.env", "/etc/airflow/flower.env"])
-def test_secret_files_are_readable_by_airflow_only(lab: LabSpec, master: str, path: str) -> None:
-    host = lab_host(lab, master)
+@pytest.mark.parametrize("name", ["airflow.env", "flower.env"])
+def test_secret_files_are_readable_by_airflow_only(lab: LabSpec, master: str, name: str) -> None:
+    host, path = lab_host(lab, master), str(LAYOUT.config_dir / name)
     with host.sudo():
         secret = host.file(path)
-        assert (secret.user, secret.group, secret.mode) == ("root", "airflow", 0o640)
-    assert not host.file(path).exists  # not even visible to other users: /etc/airflow is 0750
+        assert (secret.user, secret.group, secret.mode) == ("root", LAYOUT.user, 0o640)
+    assert not host.file(path).exists  # not even visible to other users: the folder is 0750
 
 
 def test_config_holds_no_secret(lab: LabSpec, master: str) -> None:
-    config = lab_host(lab, master).run("sudo cat /etc/airflow/airflow.cfg").stdout
+    config = lab_host(lab, master).run(f"sudo cat {LAYOUT.config_file}").stdout
     assert "[core]" in config
     vault = secrets.Vault(
         secrets.vault_file(LAB_INVENTORY), secrets.read_password(LAB_VAULT_PASSWORD)
@@ -109,7 +111,7 @@ def test_config_holds_no_secret(lab: LabSpec, master: str) -> None:
 
 def test_every_host_shares_the_same_secrets(lab: LabSpec) -> None:
     digests = {
-        name: lab_host(lab, name).run("sudo sha256sum /etc/airflow/airflow.env").stdout.split()[0]
+        name: lab_host(lab, name).run(f"sudo sha256sum {LAYOUT.env_file}").stdout.split()[0]
         for name in lab.group("airflow")
     }
     assert len(set(digests.values())) == 1, digests
@@ -138,7 +140,11 @@ def test_worker_log_is_readable_through_the_master(
 
 
 def test_flower_lists_every_worker(lab: LabSpec, master: str, credentials: Credentials) -> None:
-    flower = Flower(f"http://{lab.host(master).address}:5555", "admin", credentials.flower_password)
+    flower = Flower(
+        f"http://{lab.host(master).address}:{LAYOUT.flower_port}",
+        credentials.flower_user,
+        credentials.flower_password,
+    )
     expected = {f"celery@{name}" for name in lab.group("airflow_worker")}
 
     def complete() -> set[str] | None:
@@ -153,6 +159,8 @@ def test_flower_lists_every_worker(lab: LabSpec, master: str, credentials: Crede
 
 
 def test_flower_refuses_anonymous_users(lab: LabSpec, master: str) -> None:
-    flower = Flower(f"http://{lab.host(master).address}:5555", "admin", "wrong-password")
+    flower = Flower(
+        f"http://{lab.host(master).address}:{LAYOUT.flower_port}", LAYOUT.flower_user, "wrong"
+    )
     with pytest.raises(Exception, match="401"):
         flower.workers()

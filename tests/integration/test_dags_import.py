@@ -17,13 +17,14 @@ import pytest
 
 from clusterops.lab import hosts
 from clusterops.lab.hosts import LabSpec
+from clusterops.layout import LAYOUT
 from clusterops.paths import PROJECT_ROOT
 
 pytestmark = pytest.mark.lab
 
 DAGS = PROJECT_ROOT / "dags"
-WITH_ENV = "/opt/airflow/bin/with-airflow-env"
-PYTHON = "/opt/airflow/venv/bin/python"
+WITH_ENV = str(LAYOUT.with_env)
+PYTHON = str(LAYOUT.python)
 
 # Run on the master. Any socket connect or name lookup while the files import is recorded
 # and refused; the DagBag reports what each file defined and every import error.

@@ -11,6 +11,7 @@ import pytest
 
 from clusterops import release
 from clusterops.cluster import AirflowAPI, wait_for
+from clusterops.layout import LAYOUT
 
 pytestmark = pytest.mark.lab
 
@@ -29,9 +30,10 @@ def test_a_virtualenv_task_and_the_airflow_command_run_on_a_worker(api: AirflowA
     # The virtualenv task ran in a new virtualenv (a temporary folder), not the cluster's.
     returned = logs["in_a_virtualenv"].split("Returned value was:")[-1]
     assert "Returned value was:" in logs["in_a_virtualenv"]
-    assert "/var/lib/airflow/tmp/venv" in returned and "/opt/airflow/venvs/" not in returned
+    tmp = LAYOUT.home / "tmp"
+    assert f"{tmp}/venv" in returned and f"{LAYOUT.install_dir}/venvs/" not in returned
     # `python` and `airflow` are the cluster virtualenv's; `airflow version` printed its version.
-    assert "/opt/airflow/venv/bin/python" in logs["airflow_cli"]
-    assert "/opt/airflow/venv/bin/airflow" in logs["airflow_cli"]
+    assert str(LAYOUT.python) in logs["airflow_cli"]
+    assert str(LAYOUT.airflow) in logs["airflow_cli"]
     assert release.load().version in logs["airflow_cli"].split("airflow version")[-1]
     assert all(ti["hostname"].startswith("worker-") for ti in instances.values())

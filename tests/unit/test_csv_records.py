@@ -14,7 +14,7 @@ from clusterops.paths import PROJECT_ROOT
 from tests import dag_helpers
 
 SOURCE = "s3://bucket/incoming/data.csv"
-EXAMPLE_DATA = PROJECT_ROOT / "playbooks" / "files" / "csv_to_json_example" / "example-data.csv"
+EXAMPLE_DATA = PROJECT_ROOT / "playbooks" / "lab" / "files" / "example-data.csv"
 
 
 csv_records = dag_helpers.load("csv_records")

@@ -68,8 +68,8 @@ def test_a_role_list_that_is_not_a_list_is_refused(tmp_path: Path) -> None:
     (tmp_path / "demo" / "vars").mkdir(parents=True)
     (tmp_path / "demo" / "vars" / "main.yml").write_text("__demo_packages: git\n")
     with pytest.raises(Failure, match="__demo_packages must be a list"):
-        role_packages(tmp_path)
+        role_packages((tmp_path,))
     (tmp_path / "demo" / "vars" / "main.yml").write_text(
         "__demo_packages: [git, 'pkg-{{ v }}']\n__demo_server_packages: [redis-server]\n"
     )
-    assert role_packages(tmp_path) == ("git",)
+    assert role_packages((tmp_path,)) == ("git",)

@@ -10,7 +10,11 @@ import yaml
 
 from clusterops.paths import PROJECT_ROOT
 
-ROLES = sorted(p.parents[1] for p in PROJECT_ROOT.glob("roles/*/defaults/main.yml"))
+ROLES = sorted(
+    p.parents[1]
+    for pattern in ("roles/*/defaults/main.yml", "playbooks/lab/roles/*/defaults/main.yml")
+    for p in PROJECT_ROOT.glob(pattern)
+)
 
 
 @pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)

@@ -43,9 +43,10 @@ def _keep_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         (WorkerSpec("Worker_3", "10.0.0.3"), "invalid worker name 'Worker_3'"),
         (WorkerSpec("worker-3", "10.0.0.300"), "invalid address '10.0.0.300'"),
         (WorkerSpec("worker-3", "bad host!"), "invalid address"),
-        (WorkerSpec("worker-3", "10.0.0.3", ("default", "a b")), "invalid queues"),
-        (WorkerSpec("worker-3", "10.0.0.3", ("q", "q")), "invalid queues q,q"),
-        (WorkerSpec("worker-3", "10.0.0.3", concurrency=0), "invalid concurrency 0"),
+        (WorkerSpec("worker-3", "10.0.0.3", ("default", "a b")), "'a b' must be 1 to 200"),
+        (WorkerSpec("worker-3", "10.0.0.3", ("q", "q")), "lists a queue twice"),
+        (WorkerSpec("worker-3", "10.0.0.3", concurrency=0), "from 1 to 256 .got 0"),
+        (WorkerSpec("worker-3", "10.0.0.3", concurrency=512), "from 1 to 256 .got 512"),
         (WorkerSpec("worker-3", "10.0.0.3", user="root;id"), "invalid SSH user"),
     ],
 )

@@ -24,7 +24,7 @@ import yaml
 from docker.errors import BuildError, DockerException, ImageNotFound
 
 from clusterops.console import Failure, info, step
-from clusterops.paths import LAB_STATE_DIR, PROJECT_ROOT
+from clusterops.paths import LAB_ROLES_DIR, LAB_STATE_DIR, ROLES_DIR
 
 RECIPE_DIR = Path(__file__).parent / "image"
 DEFAULT_CA_DIR = Path("/usr/local/share/ca-certificates")
@@ -54,17 +54,16 @@ PACKAGES = (
 # for their VMs, so that deploys skip those downloads. Never the server packages
 # (PostgreSQL, Redis): installing them creates and starts per-host state.
 KINDS = ("prepared", "bare")
-ROLES_DIR = PROJECT_ROOT / "roles"
 
 
-def role_packages(roles_dir: Path = ROLES_DIR) -> tuple[str, ...]:
+def role_packages(roles_dirs: tuple[Path, ...] = (ROLES_DIR, LAB_ROLES_DIR)) -> tuple[str, ...]:
     """The leaf packages the roles install: every `__<role>_packages` list of their vars.
 
     Read from the roles themselves (vars/main.yml), so the image cannot drift from them.
     The `__<role>_server_packages` lists are left out, and so is any name with Jinja in it.
     """
     found: set[str] = set()
-    for path in sorted(roles_dir.glob("*/vars/main.yml")):
+    for path in sorted(p for d in roles_dirs for p in d.glob("*/vars/main.yml")):
         role = path.parents[1].name
         values = yaml.safe_load(path.read_text()) or {}
         for name in (f"__{role}_packages",):

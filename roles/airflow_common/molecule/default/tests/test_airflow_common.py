@@ -1,4 +1,4 @@
-"""One pinned Airflow in a virtualenv, configured under /etc/airflow with secrets kept apart."""
+"""One pinned Airflow in a virtualenv, configured in its config folder with secrets kept apart."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from testinfra.host import Host
 
 from clusterops import release
+from clusterops.layout import LAYOUT
 from clusterops.release import role_defaults
 
 # The release pinned in the role's defaults (its one source), and the constraints file.
@@ -20,7 +21,9 @@ DEFAULTS = role_defaults("airflow_common")
 
 
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
-WITH_ENV = "/opt/airflow/bin/with-airflow-env"
+WITH_ENV = str(LAYOUT.with_env)
+VENV = LAYOUT.venv
+CONFIG = LAYOUT.config_dir
 # The controller's wheelhouse (.config/molecule/config.yml; scripts/run_molecule.py sets it).
 WHEELHOUSE = os.environ.get("AIRFLOW_WHEELHOUSE_DIR", "")
 
@@ -52,7 +55,7 @@ def test_installed_versions_are_the_constraints_file(host: Host) -> None:
         name.lower(): version
         for name, version in (
             line.split("==")
-            for line in host.check_output("/opt/airflow/venv/bin/pip freeze --all").splitlines()
+            for line in host.check_output(f"{VENV}/bin/pip freeze --all").splitlines()
         )
     }
     wanted = {name.lower(): version for name, version in pins.items()}
@@ -63,9 +66,9 @@ def test_installed_versions_are_the_constraints_file(host: Host) -> None:
 
 
 def test_virtualenv_is_root_owned_and_linked(host: Host) -> None:
-    link = host.file("/opt/airflow/venv")
+    link = host.file(str(VENV))
     assert link.is_symlink
-    assert link.linked_to.startswith(f"/opt/airflow/venvs/{RELEASE.version}-")
+    assert link.linked_to.startswith(f"{LAYOUT.install_dir}/venvs/{RELEASE.version}-")
     assert host.file(link.linked_to).user == "root"
 
 
@@ -74,7 +77,7 @@ def test_virtualenv_came_from_the_wheelhouse_byte_compiled(host: Host) -> None:
     module is byte-compiled (the services cannot write __pycache__), the copy is gone."""
     if not WHEELHOUSE:
         pytest.skip("AIRFLOW_WHEELHOUSE_DIR is empty: the host installed from PyPI with pip")
-    venv = host.file("/opt/airflow/venv").linked_to
+    venv = host.file(str(VENV)).linked_to
     assert "uv = " in host.file(f"{venv}/pyvenv.cfg").content_string
     with host.sudo():
         sources = int(
@@ -84,7 +87,7 @@ def test_virtualenv_came_from_the_wheelhouse_byte_compiled(host: Host) -> None:
             host.check_output(f"find {venv}/lib -name '*.pyc' -path '*airflow/models/*' | wc -l")
         )
         assert sources > 0 and compiled >= sources
-        assert host.check_output("ls -A /opt/airflow/wheelhouse") == ""
+        assert host.check_output(f"ls -A {LAYOUT.install_dir}/wheelhouse") == ""
     assert airflow(host, "version").splitlines()[-1] == RELEASE.version
 
 
@@ -92,7 +95,9 @@ def test_config_is_celery_with_fab_auth(host: Host) -> None:
     assert airflow(host, "config", "get-value", "core", "executor") == "CeleryExecutor"
     assert airflow(host, "config", "get-value", "core", "auth_manager").endswith("FabAuthManager")
     url = airflow(host, "config", "get-value", "core", "execution_api_server_url")
-    assert url == f"http://{host.ansible.get_variables()['ansible_host']}:8080/execution/"
+    assert (
+        url == f"http://{host.ansible.get_variables()['ansible_host']}:{LAYOUT.api_port}/execution/"
+    )
 
 
 def test_secrets_reach_airflow_from_the_environment_file(host: Host) -> None:
@@ -102,11 +107,11 @@ def test_secrets_reach_airflow_from_the_environment_file(host: Host) -> None:
 
 def test_config_and_secret_files_are_private(host: Host) -> None:
     with host.sudo():
-        for path in ("/etc/airflow/airflow.cfg", "/etc/airflow/airflow.env"):
+        for path in (str(LAYOUT.config_file), str(LAYOUT.env_file)):
             f = host.file(path)
             assert (f.user, f.group, f.mode) == ("root", "airflow", 0o640), path
-        assert secret("jwt_secret") not in host.file("/etc/airflow/airflow.cfg").content_string
-        assert host.file("/etc/airflow").mode == 0o750
+        assert secret("jwt_secret") not in host.file(str(LAYOUT.config_file)).content_string
+        assert host.file(str(CONFIG)).mode == 0o750
 
 
 def test_every_inventory_host_resolves(host: Host) -> None:
@@ -162,37 +167,38 @@ def git_hook(host: Host, conn_id: str, expression: str) -> str:
         f"hook = GitHook(git_conn_id='{conn_id}'); print({expression})"
     )
     with host.sudo("airflow"):
-        output = str(host.check_output(f'{WITH_ENV} /opt/airflow/venv/bin/python -c "{code}"'))
+        output = str(host.check_output(f'{WITH_ENV} {LAYOUT.python} -c "{code}"'))
     return output.splitlines()[-1]  # Airflow may log warnings to stdout first
 
 
 def test_ssh_bundle_uses_its_deploy_key_and_pinned_host_key(host: Host) -> None:
     ssh = git_hook(host, "git_team_a", "hook._build_ssh_command(hook.key_file)")
-    assert "-i /etc/airflow/git/team-a.key" in ssh
+    assert f"-i {CONFIG}/git/team-a.key" in ssh
     assert "StrictHostKeyChecking=yes" in ssh
-    assert "UserKnownHostsFile=/etc/airflow/git/team-a.known_hosts" in ssh
+    assert f"UserKnownHostsFile={CONFIG}/git/team-a.known_hosts" in ssh
     assert (
         git_hook(host, "git_team_a", "hook.repo_url")
         == "ssh://git@git.example.invalid/team-a/dags.git"
     )
-    key = host.file("/etc/airflow/git/team-a.key")
+    key = host.file(f"{CONFIG}/git/team-a.key")
     with host.sudo():
         assert (key.user, key.mode) == ("airflow", 0o600)
         assert key.content_string.strip() == EPHEMERAL.joinpath("deploy_key").read_text().strip()
-        pinned = host.file("/etc/airflow/git/team-a.known_hosts").content_string
+        pinned = host.file(f"{CONFIG}/git/team-a.known_hosts").content_string
     assert pinned.startswith("git.example.invalid ssh-ed25519 ")
 
 
 def test_https_bundle_gets_its_token(host: Host) -> None:
     assert git_hook(host, "git_team_b", "hook.user_name") == "robot"
     assert git_hook(host, "git_team_b", "hook.auth_token") == secret("team_b_token")
-    assert not host.file("/etc/airflow/git/team-b.key").exists
+    assert not host.file(f"{CONFIG}/git/team-b.key").exists
 
 
 def test_services_get_a_temporary_folder_they_may_execute_from(host: Host) -> None:
     """git's credential helper for tokens is a script in TMPDIR; /tmp may be noexec."""
-    tmp = host.file("/var/lib/airflow/tmp")
+    folder = LAYOUT.home / "tmp"
+    tmp = host.file(str(folder))
     with host.sudo():
-        assert "TMPDIR=/var/lib/airflow/tmp" in host.file("/etc/airflow/airflow.env").content_string
-        assert (tmp.user, tmp.mode) == ("airflow", 0o700)
+        assert f"TMPDIR={folder}" in host.file(str(LAYOUT.env_file)).content_string
+        assert (tmp.user, tmp.mode) == (LAYOUT.user, 0o700)
     assert "noexec" not in host.mount_point("/").options

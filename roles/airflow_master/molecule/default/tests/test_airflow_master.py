@@ -10,6 +10,8 @@ import pytest
 import requests
 from testinfra.host import Host
 
+from clusterops.layout import LAYOUT
+
 UNITS = ["api-server", "scheduler", "dag-processor", "triggerer", "flower"]
 
 
@@ -42,7 +44,9 @@ def test_service_is_hardened_and_restarts(host: Host, unit: str) -> None:
     ]
 
 
-@pytest.mark.parametrize("port", [8080, 5555, 8974])
+@pytest.mark.parametrize(
+    "port", [LAYOUT.api_port, LAYOUT.flower_port, LAYOUT.scheduler_health_port]
+)
 def test_listens_on_the_cluster_address_only(host: Host, port: int) -> None:
     sockets = [s for s in host.socket.get_listening_sockets() if s.endswith(f":{port}")]
     assert sockets == [f"tcp://{address(host)}:{port}"]
@@ -50,7 +54,9 @@ def test_listens_on_the_cluster_address_only(host: Host, port: int) -> None:
 
 # HTTP checks run from the controller, as a user or a load balancer would.
 def test_health_body_reports_every_component_healthy(host: Host) -> None:
-    body = requests.get(f"http://{address(host)}:8080/api/v2/monitor/health", timeout=30).json()
+    body = requests.get(
+        f"http://{address(host)}:{LAYOUT.api_port}/api/v2/monitor/health", timeout=30
+    ).json()
     assert {name: part["status"] for name, part in body.items()} == {
         "metadatabase": "healthy",
         "scheduler": "healthy",
@@ -61,14 +67,17 @@ def test_health_body_reports_every_component_healthy(host: Host) -> None:
 
 def test_scheduler_health_endpoint(host: Host) -> None:
     assert (
-        requests.get(f"http://{address(host)}:8974/health", timeout=30).status_code == HTTPStatus.OK
+        requests.get(
+            f"http://{address(host)}:{LAYOUT.scheduler_health_port}/health", timeout=30
+        ).status_code
+        == HTTPStatus.OK
     )
 
 
 def login(host: Host, password: str) -> int:
     response = requests.post(
-        f"http://{address(host)}:8080/auth/token",
-        json={"username": "admin", "password": password},
+        f"http://{address(host)}:{LAYOUT.api_port}/auth/token",
+        json={"username": LAYOUT.admin_user, "password": password},
         timeout=30,
     )
     return response.status_code
@@ -80,10 +89,11 @@ def test_admin_logs_in_with_the_vault_password_only(host: Host) -> None:
 
 
 def test_flower_needs_its_password(host: Host) -> None:
-    url = f"http://{address(host)}:5555/api/workers"
+    url = f"http://{address(host)}:{LAYOUT.flower_port}/api/workers"
     assert requests.get(url, timeout=30).status_code == HTTPStatus.UNAUTHORIZED
     assert (
-        requests.get(url, auth=("admin", secret("flower")), timeout=30).status_code == HTTPStatus.OK
+        requests.get(url, auth=(LAYOUT.flower_user, secret("flower")), timeout=30).status_code
+        == HTTPStatus.OK
     )
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from testinfra.host import Host
 
+from clusterops.layout import LAYOUT
+
 CELERY = (
-    "/opt/airflow/bin/with-airflow-env /opt/airflow/venv/bin/celery "
+    f"{LAYOUT.with_env} {LAYOUT.celery} "
     "--app=airflow.providers.celery.executors.celery_executor.app"
 )
 
@@ -41,14 +43,16 @@ def test_stop_waits_for_running_tasks(host: Host) -> None:
 
 def test_serves_task_logs_to_the_masters(host: Host) -> None:
     assert (
-        host.socket("tcp://0.0.0.0:8793").is_listening or host.socket("tcp://:::8793").is_listening
+        host.socket(f"tcp://0.0.0.0:{LAYOUT.log_server_port}").is_listening
+        or host.socket(f"tcp://:::{LAYOUT.log_server_port}").is_listening
     )
 
 
 def test_api_proxy_listens_on_loopback_only(host: Host) -> None:
     assert host.service("haproxy").is_running
     sockets = [s for s in host.socket.get_listening_sockets() if s.startswith("tcp://")]
-    assert [s for s in sockets if s.endswith(":8080")] == ["tcp://127.0.0.1:8080"]
+    proxy = LAYOUT.api_proxy_port
+    assert [s for s in sockets if s.endswith(f":{proxy}")] == [f"tcp://127.0.0.1:{proxy}"]
 
 
 def test_api_proxy_balances_every_master(host: Host) -> None:

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from testinfra.host import Host
 
+from clusterops.layout import LAYOUT
+
 PASSWORD = (Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "pg_password").read_text().strip()
 
 
@@ -27,9 +29,10 @@ def test_service_is_running_and_enabled(host: Host) -> None:
 
 
 def test_listens_on_localhost_and_the_cluster_address_only(host: Host) -> None:
-    sockets = {s for s in host.socket.get_listening_sockets() if s.endswith(":5432")}
-    sockets.discard("tcp://::1:5432")  # present where the host has IPv6
-    assert sockets == {"tcp://127.0.0.1:5432", f"tcp://{address(host)}:5432"}
+    port = LAYOUT.database_port
+    sockets = {s for s in host.socket.get_listening_sockets() if s.endswith(f":{port}")}
+    sockets.discard(f"tcp://::1:{port}")  # present where the host has IPv6
+    assert sockets == {f"tcp://127.0.0.1:{port}", f"tcp://{address(host)}:{port}"}
 
 
 def test_airflow_role_logs_in_over_the_network_with_scram(host: Host) -> None:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from testinfra.host import Host
 
+from clusterops.layout import LAYOUT
+
 PASSWORD = (Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "redis_password").read_text().strip()
 
 
@@ -28,8 +30,9 @@ def test_service_is_running_and_enabled(host: Host) -> None:
 
 
 def test_listens_on_localhost_and_the_cluster_address_only(host: Host) -> None:
-    sockets = {s for s in host.socket.get_listening_sockets() if s.endswith(":6379")}
-    assert sockets == {"tcp://127.0.0.1:6379", f"tcp://{address(host)}:6379"}
+    port = LAYOUT.redis_port
+    sockets = {s for s in host.socket.get_listening_sockets() if s.endswith(f":{port}")}
+    assert sockets == {f"tcp://127.0.0.1:{port}", f"tcp://{address(host)}:{port}"}
 
 
 def test_no_password_no_access(host: Host) -> None:

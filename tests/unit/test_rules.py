@@ -1,0 +1,195 @@
+"""The cluster's rules (plugins/filter/airflow_cluster.py), as Ansible and the scripts use them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from clusterops import rules, secrets
+from clusterops.paths import PROJECT_ROOT
+
+F = rules._RULES  # the plugin module itself
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("", "x is missing"),
+        (None, "x is missing"),
+        ("Ab3" * 5, "shorter than 16"),
+        ("A" * 20 + " b", "characters other than"),
+        ("A" * 20 + "$", "characters other than"),
+        ("xxChangeMe0123456789", "placeholder"),
+        ("mysecretvalue0123456", "placeholder"),
+    ],
+)
+def test_a_weak_secret_is_named_not_shown(value: object, problem: str) -> None:
+    found = F.airflow_secret_problems({"x": value})
+    assert len(found) == 1 and problem in found[0]
+    assert not value or str(value) not in found[0]
+
+
+def test_generated_secrets_pass_the_rule() -> None:
+    values, _ = secrets.complete({})
+    plain = {s.name: values[s.name] for s in secrets.SECRETS if s.plain}
+    assert F.airflow_secret_problems(plain) == []
+
+
+def test_the_vault_rule_lists_each_missing_secret() -> None:
+    values, _ = secrets.complete({})
+    assert F.airflow_vault_problems(values) == []
+    del values["vault_airflow_jwt_secret"]
+    values["vault_airflow_admin_password"] = "short"
+    assert F.airflow_vault_problems(values) == [
+        "vault_airflow_jwt_secret is missing",
+        "vault_airflow_admin_password is shorter than 16 characters",
+    ]
+
+
+def test_molecule_random_vars_cover_the_vault_secrets() -> None:
+    """The molecule scenarios stand in for an inventory's vault: every name must be there."""
+    random_vars = yaml.safe_load((PROJECT_ROOT / "molecule/resources/random_vars.yml").read_text())
+    assert set(rules.VAULT_SECRETS) <= set(random_vars)
+
+
+@pytest.mark.parametrize(
+    ("queues", "concurrency", "problems"),
+    [
+        (["default", "heavy.io", "a_b-c"], 8, []),
+        (["default"], "16", []),
+        (["default"], 256, []),
+        ([], 8, ["non-empty list"]),
+        ("default", 8, ["non-empty list"]),
+        (None, 8, ["non-empty list"]),
+        (["a b"], 8, ["'a b' must be 1 to 200"]),
+        (["q", "q"], 8, ["lists a queue twice"]),
+        (["x" * 201], 8, ["must be 1 to 200"]),
+        (["default"], 0, ["from 1 to 256 (got 0)"]),
+        (["default"], 257, ["from 1 to 256 (got 257)"]),
+        (["default"], 512, ["from 1 to 256 (got 512)"]),
+        (["default"], "many", ["from 1 to 256 (got 'many')"]),
+    ],
+)
+def test_worker_rule(queues: object, concurrency: object, problems: list[str]) -> None:
+    found = F.airflow_worker_problems(queues, concurrency)
+    assert len(found) == len(problems)
+    for text, expected in zip(found, problems, strict=True):
+        assert expected in text
+
+
+def test_the_scripts_and_the_role_share_the_worker_rule() -> None:
+    assert rules.worker_problems(["default"], 512) == F.airflow_worker_problems(["default"], 512)
+    assert rules.WORKER_CONCURRENCY_MAX == 256
+
+
+GIT = {"name": "dags", "repo_url": "https://git.example.com/dags.git", "tracking_ref": "main"}
+SSH = {"name": "dags", "repo_url": "git@git.example.com:org/dags.git"}
+
+
+@pytest.mark.parametrize(
+    ("bundle", "problems"),
+    [
+        (GIT, []),
+        ({**GIT, "type": "svn"}, ["type must be 'git' or 'local', not 'svn'"]),
+        ({**GIT, "repo_url": ""}, ["repo_url is empty"]),
+        ({**GIT, "subdir": "my dags"}, ["may not hold spaces or quotes"]),
+        ({**GIT, "tracking_ref": "it's"}, ["may not hold spaces or quotes"]),
+        (SSH, ["needs known_hosts", "needs ssh_key"]),
+        ({**SSH, "known_hosts": ["git.example.com ssh-ed25519 AAAA"], "ssh_key": "k"}, []),
+        ({**GIT, "repo_url": "ssh://git@h/r.git", "known_hosts": ["h k"]}, ["needs ssh_key"]),
+        ({**GIT, "repo_url": "http://h/r.git", "token": "t"}, ["https:// only, not to http"]),
+        ({**GIT, "token": "t"}, []),
+        ({"name": "l", "type": "local"}, []),
+        ({"name": "l", "type": "local", "path": "dags"}, ["path must be absolute"]),
+        ({"name": "l", "type": "local", "source": "/nowhere/at/all"}, ["not a folder"]),
+    ],
+)
+def test_bundle_rule(bundle: dict[str, Any], problems: list[str]) -> None:
+    found = F.airflow_dag_bundle_problems(bundle, "/opt/airflow/dags")
+    assert len(found) == len(problems), found
+    for text, expected in zip(found, problems, strict=True):
+        assert expected in text
+
+
+def test_a_local_bundle_source_on_the_controller_is_accepted(tmp_path: Path) -> None:
+    bundle = {"name": "l", "type": "local", "source": str(tmp_path)}
+    assert F.airflow_dag_bundle_problems(bundle, "/srv/dags") == []
+
+
+@pytest.mark.parametrize(
+    ("bundles", "problem"),
+    [
+        ([], "at least one bundle"),
+        ("dags", "at least one bundle"),
+        ([{"name": "a b"}], "'a b' must be letters"),
+        ([{}], "'' must be letters"),
+        ([{"name": "team-a"}, {"name": "Team_A"}], "team-a, Team_A are alike"),
+    ],
+)
+def test_bundle_set_rule(bundles: object, problem: str) -> None:
+    found = F.airflow_dag_bundle_set_problems(bundles)
+    assert len(found) == 1 and problem in found[0]
+    assert F.airflow_dag_bundle_set_problems([{"name": "a"}, {"name": "b-c"}]) == []
+
+
+def test_bundle_config_for_git_and_local_bundles() -> None:
+    bundles = [
+        {"name": "team-a", "repo_url": "u", "tracking_ref": "", "subdir": "dags"},
+        {"name": "dev", "type": "local", "refresh_interval": "30"},
+    ]
+    assert F.airflow_dag_bundle_config(bundles, "/opt/airflow/dags", 5) == [
+        {
+            "name": "team-a",
+            "classpath": "airflow.providers.git.bundles.git.GitDagBundle",
+            "kwargs": {
+                "git_conn_id": "git_team_a",
+                "tracking_ref": "main",
+                "subdir": "dags",
+                "refresh_interval": 5,
+            },
+        },
+        {
+            "name": "dev",
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": "/opt/airflow/dags", "refresh_interval": 30},
+        },
+    ]
+
+
+@pytest.mark.parametrize(
+    ("masters", "workers", "expected"),
+    [
+        # 50 + (2 + 3) * 15 + (8 + 2) * 2 = 145
+        ([{}], [{}, {}], 200),
+        # 50 + 2 * 5 * 15 + 3 * 10 = 230
+        ([{}, {}], [{}, {}, {}], 300),
+        # 50 + (4 + 3) * 15 + (64 + 2) = 221
+        ([{"airflow_master_api_workers": 4}], [{"airflow_worker_concurrency": "64"}], 300),
+        # exactly 100 stays 100: 50 + 0 + 48 + 2
+        ([], [{"airflow_worker_concurrency": 48}], 100),
+    ],
+)
+def test_database_connections(
+    masters: list[dict[str, Any]], workers: list[dict[str, Any]], expected: int
+) -> None:
+    assert F.airflow_database_connections(masters, workers, 2, 8) == expected
+
+
+def test_ansible_loads_the_filters(tmp_path: Path) -> None:
+    """Through Ansible's own plugin loader, with the project's ansible.cfg."""
+    ansible = Path(sys.executable).parent / "ansible"
+    run = subprocess.run(
+        [str(ansible), "localhost", "-i", "localhost,", "-c", "local",
+         "-m", "ansible.builtin.debug", "-a", "msg={{ ['a b'] | airflow_worker_problems(8) }}"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
+        env={**os.environ, "ANSIBLE_LOCAL_TEMP": str(tmp_path)},
+    )  # fmt: skip
+    message = json.loads(run.stdout[run.stdout.index("{") :])["msg"]
+    assert len(message) == 1 and "'a b' must be 1 to 200" in message[0]
