@@ -47,6 +47,20 @@ def test_known_hosts_replaces_only_this_labs_lines(
     ]
 
 
+def test_known_hosts_keeps_another_labs_host_of_the_same_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A molecule scenario's redis-1 must not drop the lab's redis-1 (another address)."""
+    known = tmp_path / "known_hosts"
+    known.write_text("172.30.89.21,redis-1 ssh-ed25519 LAB\n")
+    monkeypatch.setattr(hosts, "KNOWN_HOSTS", known)
+    hosts._write_known_hosts({"172.30.186.10,redis-1": "ssh-ed25519 SCENARIO"})
+    assert known.read_text().splitlines() == [
+        "172.30.186.10,redis-1 ssh-ed25519 SCENARIO",
+        "172.30.89.21,redis-1 ssh-ed25519 LAB",
+    ]
+
+
 def test_ssh_keeps_host_key_checking_on() -> None:
     lab = spec(("a", "172.30.89.10"))
     argv = hosts.ssh_argv(lab, lab.host("a"), "true")

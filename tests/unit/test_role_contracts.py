@@ -76,3 +76,11 @@ def test_a_role_reads_no_other_roles_internal_variables(role: Path) -> None:
         if name in theirs and name not in mine
     )
     assert offending == []
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_the_readme_documents_every_default(role: Path) -> None:
+    defaults = yaml.safe_load((role / "defaults" / "main.yml").read_text()) or {}
+    readme = (role / "README.md").read_text()
+    undocumented = [name for name in defaults if f"`{name}`" not in readme]
+    assert undocumented == [], f"{role.name}/README.md does not name them"

@@ -272,13 +272,16 @@ def _host_key(container: Container, host: str) -> str:
 
 
 def _write_known_hosts(entries: dict[str, str]) -> None:
-    """Replace the lab's lines in .lab/known_hosts, keeping other labs' lines."""
+    """Replace the lab's lines in .lab/known_hosts, keeping other labs' lines.
+
+    A line is the lab's when it names one of the lab's addresses: host names repeat across
+    labs (a molecule scenario's redis-1 beside the lab's), addresses do not.
+    """
     lines: list[str] = []
     if KNOWN_HOSTS.exists():
-        ours = {name for names in entries for name in names.split(",")}
+        ours = {names.split(",", 1)[0] for names in entries}
         for line in KNOWN_HOSTS.read_text().splitlines():
-            names = set(line.split(" ", 1)[0].split(","))
-            if not names & ours:
+            if line.split(" ", 1)[0].split(",", 1)[0] not in ours:
                 lines.append(line)
     lines.extend(f"{names} {key}" for names, key in entries.items())
     text = "\n".join(sorted(lines)) + "\n"
