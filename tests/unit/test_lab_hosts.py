@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,15 @@ def test_ssh_keeps_host_key_checking_on() -> None:
     argv = hosts.ssh_argv(lab, lab.host("a"), "true")
     assert "StrictHostKeyChecking=yes" in argv
     assert argv[-2:] == ["admin@172.30.89.10", "true"]
+
+
+def test_concurrent_callers_get_one_key_pair(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Molecule scenarios start together on a fresh checkout: one key for all of them."""
+    monkeypatch.setattr(hosts, "SSH_KEY", tmp_path / "ssh" / "id_ed25519")
+    with ThreadPoolExecutor(4) as pool:
+        keys = set(
+            pool.map(lambda _: hosts.ensure_ssh_key().with_suffix(".pub").read_text(), range(4))
+        )
+    assert len(keys) == 1

@@ -8,6 +8,7 @@ host itself, so host key checking stays on).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import ipaddress
 import shutil
@@ -91,23 +92,28 @@ def ensure_ssh_key() -> Path:
     """The key Ansible logs in with, generated once per checkout."""
     if shutil.which("ssh") is None or shutil.which("ssh-keygen") is None:
         raise Failure("the OpenSSH client is missing: run 'apt-get install openssh-client'")
-    if not SSH_KEY.exists():
-        SSH_KEY.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
-        subprocess.run(
-            [
-                "ssh-keygen",
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-C",
-                "airflow-lab",
-                "-f",
-                str(SSH_KEY),
-            ],
-            check=True,
-        )
+    SSH_KEY.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+    # Several molecule scenarios start at once on a fresh checkout: one makes the key, the
+    # others wait for it (an exclusive lock), so that every host gets the same public key.
+    with (SSH_KEY.parent / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not SSH_KEY.exists() or not SSH_KEY.with_suffix(".pub").exists():
+            SSH_KEY.unlink(missing_ok=True)
+            subprocess.run(
+                [
+                    "ssh-keygen",
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    "airflow-lab",
+                    "-f",
+                    str(SSH_KEY),
+                ],
+                check=True,
+            )
     return SSH_KEY
 
 
