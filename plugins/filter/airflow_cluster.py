@@ -10,6 +10,7 @@ Each rule is written here once. The preflight play, the roles and the Python scr
   airflow_dag_bundle_set_problems  the whole list -> missing, badly named or clashing names
   airflow_dag_bundle_config     airflow_dag_bundles -> [dag_processor] dag_bundle_config_list
   airflow_database_connections  the masters' and workers' settings -> max_connections
+  airflow_etcd_missing_grants   `etcdctl user get` / `role get` results -> what to grant
   airflow_role_defaults         a role's name -> its defaults/main.yml as written, for a
                                 play that sizes or checks other hosts by a role's defaults
 
@@ -50,6 +51,13 @@ VAULT_SECRETS: dict[str, str] = {
     "vault_airflow_jwt_secret": "[api_auth] jwt_secret: signs task and UI tokens",
     "vault_airflow_admin_password": "password of the Airflow UI user 'admin'",
     "vault_airflow_flower_password": "password of the Flower UI user 'admin'",
+    "vault_postgresql_superuser_password": "PostgreSQL superuser postgres (Patroni, pg_rewind)",
+    "vault_postgresql_replication_password": "PostgreSQL role replicator (streaming replication)",
+    "vault_patroni_rest_password": "Patroni REST API user patroni (switchover, restart, config)",
+    "vault_etcd_root_password": "etcd user root (enables and administers etcd's authentication)",
+    "vault_etcd_patroni_password": "etcd user patroni (Patroni's keys only)",
+    "vault_redis_replication_password": "Redis ACL user replica (replicas of the master)",
+    "vault_redis_sentinel_password": "Redis Sentinel's password, and its ACL user sentinel",
 }
 
 WORKER_QUEUE_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
@@ -265,6 +273,43 @@ def airflow_database_connections(
     return math.ceil(needed / DB_CONNECTIONS_STEP) * DB_CONNECTIONS_STEP
 
 
+# --- etcd ------------------------------------------------------------------------------
+
+
+def airflow_etcd_missing_grants(
+    results: Iterable[Mapping[str, Any]], users: Iterable[Mapping[str, Any]]
+) -> list[dict[str, str]]:
+    """The etcdctl steps that give root the root role and each user a role of its own name
+    that may read and write its prefix, given the results of `etcdctl user get NAME` and
+    `etcdctl role get NAME` (each result's item: [kind, name]). In order: add role, grant
+    permission, grant role."""
+    found = {(str(r["item"][0]), str(r["item"][1])): r for r in results}
+
+    def output(kind: str, name: str) -> str | None:
+        result = found.get((kind, name))
+        return str(result.get("stdout", "")) if result and result.get("rc") == 0 else None
+
+    def has_role(user: str, role: str) -> bool:
+        text = output("user", user) or ""
+        lines = [line for line in text.splitlines() if line.startswith("Roles:")]
+        return any(role in line.split(":", 1)[1].split() for line in lines)
+
+    steps: list[dict[str, str]] = []
+    if not has_role("root", "root"):
+        steps.append({"kind": "grant", "user": "root", "role": "root"})
+    for user in users:
+        name, prefix = str(user["name"]), str(user["prefix"])
+        role = output("role", name)
+        if role is None:
+            steps.append({"kind": "role", "role": name})
+        # Read and write: the prefix is listed under "KV Read:" and under "KV Write:".
+        if role is None or role.count(f"(prefix {prefix})") < 2:  # noqa: PLR2004
+            steps.append({"kind": "permission", "role": name, "prefix": prefix})
+        if not has_role(name, name):
+            steps.append({"kind": "grant", "user": name, "role": name})
+    return steps
+
+
 def airflow_role_defaults(role: str) -> dict[str, Any]:
     """roles/<role>/defaults/main.yml as written (Jinja left for the caller to render)."""
     path = ROLES_DIR / role / "defaults" / "main.yml"
@@ -283,5 +328,6 @@ class FilterModule:
             "airflow_dag_bundle_problems": airflow_dag_bundle_problems,
             "airflow_dag_bundle_config": airflow_dag_bundle_config,
             "airflow_database_connections": airflow_database_connections,
+            "airflow_etcd_missing_grants": airflow_etcd_missing_grants,
             "airflow_role_defaults": airflow_role_defaults,
         }

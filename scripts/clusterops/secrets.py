@@ -83,6 +83,13 @@ _GENERATORS: dict[str, Callable[[], str]] = {
     "vault_airflow_jwt_secret": _random(64),
     "vault_airflow_admin_password": _random(24),
     "vault_airflow_flower_password": _random(24),
+    "vault_postgresql_superuser_password": _random(32),
+    "vault_postgresql_replication_password": _random(32),
+    "vault_patroni_rest_password": _random(32),
+    "vault_etcd_root_password": _random(32),
+    "vault_etcd_patroni_password": _random(32),
+    "vault_redis_replication_password": _random(32),
+    "vault_redis_sentinel_password": _random(32),
 }
 
 SECRETS: tuple[Secret, ...] = (

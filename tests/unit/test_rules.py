@@ -193,3 +193,49 @@ def test_ansible_loads_the_filters(tmp_path: Path) -> None:
     )  # fmt: skip
     message = json.loads(run.stdout[run.stdout.index("{") :])["msg"]
     assert len(message) == 1 and "'a b' must be 1 to 200" in message[0]
+
+
+def _etcd(kind: str, name: str, stdout: str = "", rc: int = 0) -> dict[str, Any]:
+    return {"item": [kind, name], "rc": rc, "stdout": stdout}
+
+
+PATRONI = {"name": "patroni", "password": "p" * 20, "prefix": "/service/"}
+GRANTED_ROLE = (
+    "Role patroni\nKV Read:\n\t[/service/, /service0) (prefix /service/)\n"
+    "KV Write:\n\t[/service/, /service0) (prefix /service/)"
+)
+
+
+def test_etcd_grants_nothing_when_all_is_there() -> None:
+    results = [
+        _etcd("user", "root", "User: root\nRoles: root"),
+        _etcd("user", "patroni", "User: patroni\nRoles: patroni"),
+        _etcd("role", "patroni", GRANTED_ROLE),
+    ]
+    assert F.airflow_etcd_missing_grants(results, [PATRONI]) == []
+
+
+def test_etcd_grants_everything_on_a_new_cluster() -> None:
+    results = [
+        _etcd("user", "root", "User: root\nRoles:"),
+        _etcd("user", "patroni", "User: patroni\nRoles:"),
+        _etcd("role", "patroni", rc=1),
+    ]
+    assert F.airflow_etcd_missing_grants(results, [PATRONI]) == [
+        {"kind": "grant", "user": "root", "role": "root"},
+        {"kind": "role", "role": "patroni"},
+        {"kind": "permission", "role": "patroni", "prefix": "/service/"},
+        {"kind": "grant", "user": "patroni", "role": "patroni"},
+    ]
+
+
+def test_etcd_grants_write_when_only_read_is_there() -> None:
+    read_only = "Role patroni\nKV Read:\n\t[/service/, /service0) (prefix /service/)\nKV Write:"
+    results = [
+        _etcd("user", "root", "User: root\nRoles: root"),
+        _etcd("user", "patroni", "User: patroni\nRoles: other patroni"),
+        _etcd("role", "patroni", read_only),
+    ]
+    assert F.airflow_etcd_missing_grants(results, [PATRONI]) == [
+        {"kind": "permission", "role": "patroni", "prefix": "/service/"}
+    ]
