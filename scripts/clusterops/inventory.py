@@ -51,12 +51,16 @@ class Inventory:
     def _find_group(self, node: CommentedMap, group: str) -> CommentedMap | None:
         children = node.get("children") or {}
         for name in list(children):
-            if children[name] is None:
-                children[name] = CommentedMap()
-            child: CommentedMap = children[name]
             if name == group:
+                # A group written as `name:` (no hosts yet) gets a mapping only when it is
+                # the one asked for; other empty groups stay as they are written.
+                if children[name] is None:
+                    children[name] = CommentedMap()
+                child: CommentedMap = children[name]
                 return child
-            found = self._find_group(child, group)
+            if children[name] is None:
+                continue
+            found = self._find_group(children[name], group)
             if found is not None:
                 return found
         return None

@@ -45,8 +45,14 @@ class Layout:
     scheduler_health_port: int
     flower_port: int
     log_server_port: int
-    database_port: int
+    database_port: int  # PostgreSQL on each member
+    database_proxy_port: int  # the local HAProxy on each Airflow host, to the primary
+    patroni_port: int
+    etcd_port: int
     redis_port: int
+    sentinel_port: int
+    redis_master_name: str
+    redis_user: str
     admin_user: str
     flower_user: str
 
@@ -84,8 +90,14 @@ class Layout:
             log_server_port=int(
                 config["__airflow_config_defaults"]["logging"]["worker_log_server_port"]
             ),
-            database_port=int(role_defaults("postgresql")["postgresql_port"]),
-            redis_port=int(role_defaults("redis")["redis_port"]),
+            database_port=int(common["airflow_database_member_port"]),
+            database_proxy_port=int(common["airflow_database_port"]),
+            patroni_port=int(common["airflow_patroni_port"]),
+            etcd_port=int(common["airflow_etcd_client_port"]),
+            redis_port=int(common["airflow_redis_port"]),
+            sentinel_port=int(common["airflow_redis_sentinel_port"]),
+            redis_master_name=str(common["airflow_redis_master_name"]),
+            redis_user=str(common["airflow_redis_user"]),
             admin_user=str(master["airflow_master_admin_user"]),
             flower_user=str(master["airflow_master_flower_user"]),
         )

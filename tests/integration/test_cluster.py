@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from testinfra.host import Host
 
-from clusterops import runner, secrets
+from clusterops import datatier, runner, secrets
 from clusterops.cluster import AirflowAPI, Credentials, Flower, wait_for
 from clusterops.lab.hosts import LabSpec
 from clusterops.layout import LAYOUT
@@ -63,11 +63,12 @@ def test_master_listens_only_on_its_cluster_address(lab: LabSpec, master: str) -
         assert listening(host, port) == {address}, port
 
 
-def proxy_servers(host: Host) -> dict[str, str]:
-    """HAProxy's view of the masters behind a worker's API proxy: name -> UP / DOWN."""
+def proxy_servers(host: Host, backend: str = "masters") -> dict[str, str]:
+    """HAProxy's view of the servers of one backend of a host's local proxy (masters: the
+    API servers, database: the PostgreSQL members): name -> UP / DOWN."""
     with host.sudo():
         out = host.check_output('echo "show stat" | socat stdio /run/haproxy/admin.sock')
-    rows = [line.split(",") for line in out.splitlines() if line.startswith("masters,")]
+    rows = [line.split(",") for line in out.splitlines() if line.startswith(f"{backend},")]
     return {row[1]: row[17] for row in rows if row[1] not in ("FRONTEND", "BACKEND")}
 
 
@@ -83,11 +84,32 @@ def test_workers_reach_every_master_through_their_api_proxy(lab: LabSpec) -> Non
         assert proxy_servers(host) == dict.fromkeys(masters, "UP"), name
 
 
-def test_database_and_broker_listen_on_localhost_and_cluster_address(lab: LabSpec) -> None:
-    for group, port in (("postgres", LAYOUT.database_port), ("redis", LAYOUT.redis_port)):
-        name = lab.group(group)[0]
-        assert listening(lab_host(lab, name), port) >= {lab.host(name).address}
-        assert "0.0.0.0" not in listening(lab_host(lab, name), port)  # noqa: S104
+def test_every_airflow_host_reaches_the_primary_through_its_proxy(lab: LabSpec) -> None:
+    members = lab.group("postgres")
+    primary = datatier.leader(lab.host(name).address for name in members)
+    assert primary is not None
+    expected = {name: "UP" if name == primary.name else "DOWN" for name in members}
+    for name in lab.group("airflow"):
+        host = lab_host(lab, name)
+        assert listening(host, LAYOUT.database_proxy_port) == {"127.0.0.1"}, name
+        assert proxy_servers(host, "database") == expected, name
+
+
+DATA_PORTS = {
+    "postgres": (LAYOUT.database_port, LAYOUT.patroni_port),
+    "etcd": (LAYOUT.etcd_port,),
+    "redis": (LAYOUT.redis_port, LAYOUT.sentinel_port),
+}
+
+
+@pytest.mark.parametrize("group", sorted(DATA_PORTS))
+def test_data_tier_listens_on_localhost_and_cluster_address_only(lab: LabSpec, group: str) -> None:
+    for name in lab.group(group):
+        host, address = lab_host(lab, name), lab.host(name).address
+        for port in DATA_PORTS[group]:
+            found = listening(host, port)
+            assert address in found, (name, port)
+            assert found <= {address, "127.0.0.1"}, (name, port, found)
 
 
 @pytest.mark.parametrize("name", ["airflow.env", "flower.env"])

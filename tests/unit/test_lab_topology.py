@@ -20,7 +20,9 @@ def test_default_topology(lab_inventory: Path) -> None:
     assert spec.user == "admin"
     assert spec.subnet == SUBNET
     names = sorted(h.name for h in spec.hosts)
-    assert names == ["aws-1", "git-1", "master-1", "postgres-1", "redis-1", "worker-1", "worker-2"]
+    assert names == [
+        "aws-1", "data-1", "data-2", "data-3", "git-1", "master-1", "worker-1", "worker-2"
+    ]  # fmt: skip
     assert all(ipaddress.IPv4Address(h.address) in SUBNET for h in spec.hosts)
 
 

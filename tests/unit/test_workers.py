@@ -77,7 +77,7 @@ def test_existing_name_and_address_are_refused(lab_inventory: Path) -> None:
     with pytest.raises(Failure, match="'worker-2' is already in") as caught:
         check_new(inventory, WorkerSpec("worker-2", "172.30.89.150"))
     assert caught.value.exit_code == Exit.NAME_EXISTS
-    with pytest.raises(Failure, match=r"172\.30\.89\.11 is already host 'postgres-1'") as caught:
+    with pytest.raises(Failure, match=r"172\.30\.89\.11 is already host 'data-1'") as caught:
         check_new(inventory, WorkerSpec("worker-3", "172.30.89.11"))
     assert caught.value.exit_code == Exit.NAME_EXISTS
     check_new(inventory, WorkerSpec("worker-3", "172.30.89.103"))

@@ -420,3 +420,17 @@ def status(client: docker.DockerClient, spec: LabSpec) -> list[HostStatus]:
             )
         rows.append(HostStatus(host.name, host.address, container.status, systemd, ssh))
     return rows
+
+
+def kill(client: docker.DockerClient, spec: LabSpec, name: str) -> None:
+    """Lose a lab host at once, as a power cut would: SIGKILL to its container (no
+    shutdown, no FIN or RST from its services; its address goes silent)."""
+    client.containers.get(spec.container_name(name)).kill()
+
+
+def start_again(client: docker.DockerClient, spec: LabSpec, name: str) -> str:
+    """Start a killed or stopped lab host again and wait until it has booted; returns
+    systemd's state. It keeps its address, its disk and its SSH host key."""
+    container = client.containers.get(spec.container_name(name))
+    container.start()
+    return _wait_booted(container, name)

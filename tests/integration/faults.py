@@ -1,0 +1,103 @@
+"""Helpers of the fault tests: a load of retrying tasks, lab hosts lost and started again,
+and the measurements they record.
+
+Every fault test works the same way: start the load (tasks of failover_load spread over
+the workers), wait until tasks run, break something, measure the recovery, check that the
+run succeeds with every task instance in success, start the broken host again, check it
+rejoined, and check that a re-run of site.yml changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from clusterops import runner
+from clusterops.cluster import AirflowAPI, wait_for
+from clusterops.console import info
+from clusterops.lab import engine, hosts
+from clusterops.lab.hosts import LabSpec
+from clusterops.paths import LAB_INVENTORY, LAB_STATE_DIR
+
+LOAD_DAG = "failover_load"
+# The issue's floor is 8 tasks of 30 s; two workers of 8 slots take 16 at once.
+LOAD_TASKS = 16
+LOAD_SECONDS = 45
+MEASUREMENTS = LAB_STATE_DIR / "measurements.jsonl"
+
+
+def record(name: str, **numbers: float | int | str) -> None:
+    """Print a measurement and append it to .lab/measurements.jsonl (docs/benchmarks.md
+    quotes them); never compared with a limit."""
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    line: dict[str, float | int | str] = {"measurement": name, "at": at}
+    line.update(numbers)
+    MEASUREMENTS.parent.mkdir(parents=True, exist_ok=True)
+    with MEASUREMENTS.open("a") as out:
+        out.write(json.dumps(line) + "\n")
+    info(f"    measured {name}: {numbers}")
+
+
+@dataclass
+class Load:
+    api: AirflowAPI
+    tasks: int = LOAD_TASKS
+    seconds: int = LOAD_SECONDS
+    run_id: str = ""
+    started: float = field(default=0.0)
+
+    def start(self) -> None:
+        """Trigger the run and wait until at least half of its tasks are running."""
+        wait_for(f"DAG {LOAD_DAG} to be parsed", lambda: self.api.dag(LOAD_DAG), timeout=120)
+        self.run_id = self.api.trigger(LOAD_DAG, {"tasks": self.tasks, "seconds": self.seconds})
+        self.started = time.monotonic()
+
+        def running() -> int | None:
+            count = sum(1 for ti in self._holds() if ti.get("state") == "running")
+            return count if count >= self.tasks // 2 else None
+
+        count = wait_for("the load's tasks to run", running, timeout=180)
+        info(f"    load: {count} of {self.tasks} tasks running")
+
+    def _holds(self) -> list[dict[str, Any]]:
+        tis = self.api.task_instances(LOAD_DAG, self.run_id)
+        return [ti for ti in tis if ti.get("task_id") == "hold"]
+
+    def finish(self, timeout: float = 600) -> tuple[str, list[dict[str, Any]]]:
+        """Wait for the run's end; its state and the task instances of `hold`."""
+        run = self.api.wait_for_run(LOAD_DAG, self.run_id, timeout=timeout)
+        holds = wait_for("the task instances", self._holds, timeout=60)
+        return str(run["state"]), holds
+
+
+def tries(holds: list[dict[str, Any]]) -> dict[int, int]:
+    """How many task instances needed how many tries."""
+    counts: dict[int, int] = {}
+    for ti in holds:
+        counts[int(ti.get("try_number", 0))] = counts.get(int(ti.get("try_number", 0)), 0) + 1
+    return counts
+
+
+@contextmanager
+def host_lost(lab: LabSpec, name: str) -> Iterator[float]:
+    """Kill lab host `name` (power cut); yield the moment of the kill (time.monotonic()).
+    Afterwards the host is started again, whatever happened in between."""
+    client = engine.ensure_engine()
+    info(f"==> Killing lab host {name}")
+    hosts.kill(client, lab, name)
+    killed = time.monotonic()
+    try:
+        yield killed
+    finally:
+        info(f"==> Starting lab host {name} again")
+        hosts.start_again(client, lab, name)
+
+
+def second_deploy_changes() -> dict[str, int]:
+    """Run site.yml again; the number of changed tasks per host."""
+    stats = runner.run_playbook(LAB_INVENTORY, "site.yml", quiet=True)
+    return {host: counts.get("changed", 0) for host, counts in stats.items()}
