@@ -1,4 +1,5 @@
-"""Redis is an authenticated broker on the cluster address that keeps queued messages."""
+"""A group of one: an authenticated broker on the cluster address that keeps queued
+messages, and a Sentinel that watches it as the master."""
 
 from __future__ import annotations
 
@@ -7,45 +8,94 @@ from pathlib import Path
 
 from testinfra.host import Host
 
-from clusterops.layout import LAYOUT
+from clusterops.release import role_defaults
 
-PASSWORD = (Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "redis_password").read_text().strip()
+SECRETS = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+CLUSTER = role_defaults("cluster_defaults")
+ROLE = role_defaults("redis")
+PORT = int(CLUSTER["airflow_redis_port"])
+SENTINEL_PORT = int(CLUSTER["airflow_redis_sentinel_port"])
+MASTER_NAME = str(CLUSTER["airflow_redis_master_name"])
+USER = str(CLUSTER["airflow_redis_user"])
+
+
+def secret(name: str) -> str:
+    """A password random_vars.yml made for this run."""
+    return (SECRETS / f"secret_{name}").read_text().strip()
+
+
+PASSWORD = secret("redis")
+SENTINEL_PASSWORD = secret("redis_sentinel")
+REPLICATION_PASSWORD = secret("redis_replication")
 
 
 def address(host: Host) -> str:
     return str(host.ansible.get_variables()["ansible_host"])
 
 
-def cli(host: Host, *args: str, user: str = "airflow", where: str = "127.0.0.1") -> str:
+def cli(
+    host: Host, *args: str, user: str = USER, password: str = PASSWORD,
+    where: str = "127.0.0.1", port: int = PORT,
+) -> str:  # fmt: skip
     """redis-cli with the password in REDISCLI_AUTH (never on the command line)."""
-    auth = f"REDISCLI_AUTH={PASSWORD} " if user else ""
+    auth = f"REDISCLI_AUTH={password} " if password else ""
     login = f"--user {user} " if user else ""
-    result = host.run(f"{auth}redis-cli -h {where} {login}" + " ".join(args))
+    result = host.run(f"{auth}redis-cli --no-auth-warning -h {where} -p {port} {login}" + " ".join(args))
     return str(result.stdout.strip() + result.stderr.strip())
 
 
-def test_service_is_running_and_enabled(host: Host) -> None:
-    assert host.service("redis-server").is_running
-    assert host.service("redis-server").is_enabled
+def sentinel(host: Host, *args: str) -> str:
+    """A Sentinel command, logged in as its default user."""
+    return cli(host, *args, user="", password=SENTINEL_PASSWORD, port=SENTINEL_PORT)
+
+
+def test_services_are_running_and_enabled(host: Host) -> None:
+    for unit in ("redis-server", "redis-sentinel"):
+        assert host.service(unit).is_running
+        assert host.service(unit).is_enabled
 
 
 def test_listens_on_localhost_and_the_cluster_address_only(host: Host) -> None:
-    port = LAYOUT.redis_port
-    sockets = {s for s in host.socket.get_listening_sockets() if s.endswith(f":{port}")}
-    assert sockets == {f"tcp://127.0.0.1:{port}", f"tcp://{address(host)}:{port}"}
+    for port in (PORT, SENTINEL_PORT):
+        sockets = {s for s in host.socket.get_listening_sockets() if s.endswith(f":{port}")}
+        assert sockets == {f"tcp://127.0.0.1:{port}", f"tcp://{address(host)}:{port}"}
 
 
 def test_no_password_no_access(host: Host) -> None:
-    assert "NOAUTH" in cli(host, "ping", user="", where=address(host))
+    assert "NOAUTH" in cli(host, "ping", user="", password="", where=address(host))
+    assert "NOAUTH" in cli(host, "ping", user="", password="", port=SENTINEL_PORT)
 
 
 def test_airflow_user_is_served_on_the_cluster_address(host: Host) -> None:
     assert cli(host, "ping", where=address(host)) == "PONG"
 
 
+def test_the_other_users_have_only_their_rights(host: Host) -> None:
+    replica = str(ROLE["redis_replication_user"])
+    watcher = str(ROLE["redis_sentinel_user"])
+    assert "NOPERM" in cli(host, "get", "x", user=replica, password=REPLICATION_PASSWORD)
+    assert "NOPERM" in cli(host, "get", "x", user=watcher, password=SENTINEL_PASSWORD)
+    assert "role:master" in cli(host, "info", "replication", user=watcher, password=SENTINEL_PASSWORD)
+
+
 def test_broker_settings(host: Host) -> None:
     assert "noeviction" in cli(host, "config", "get", "maxmemory-policy")
     assert "yes" in cli(host, "config", "get", "appendonly")
+    # A group of one has no replica to wait for.
+    assert cli(host, "config", "get", "min-replicas-to-write").split() == ["min-replicas-to-write", "0"]
+
+
+def test_sentinel_watches_this_redis_as_the_master(host: Host) -> None:
+    assert sentinel(host, "sentinel", "get-master-addr-by-name", MASTER_NAME).split() == [
+        address(host), str(PORT),
+    ]  # fmt: skip
+    words = sentinel(host, "sentinel", "master", MASTER_NAME).split()
+    master = dict(zip(words[::2], words[1::2], strict=True))
+    assert master["flags"] == "master"
+    assert master["quorum"] == "1"
+    assert master["down-after-milliseconds"] == str(ROLE["redis_sentinel_down_after_milliseconds"])
+    assert master["failover-timeout"] == str(ROLE["redis_sentinel_failover_timeout"])
+    assert sentinel(host, "sentinel", "ckquorum", MASTER_NAME).startswith("OK")
 
 
 def test_queued_messages_survive_a_restart(host: Host) -> None:
@@ -57,8 +107,14 @@ def test_queued_messages_survive_a_restart(host: Host) -> None:
     assert cli(host, "llen", "molecule-queue") == "2"
 
 
-def test_config_is_private_and_holds_no_plain_password(host: Host) -> None:
+def test_config_files_are_private(host: Host) -> None:
     with host.sudo():
-        config = host.file("/etc/redis/redis.conf")
-        assert (config.user, config.group, config.mode) == ("root", "redis", 0o640)
-        assert PASSWORD not in config.content_string
+        for path, owner in (
+            ("/etc/redis/redis.conf", "redis"),
+            ("/etc/redis/sentinel.conf", "redis"),
+            ("/etc/redis/users.acl", "root"),
+        ):
+            config = host.file(path)
+            assert (config.user, config.group, config.mode) == (owner, "redis", 0o640), path
+            # Airflow's password is only ever stored as a hash.
+            assert PASSWORD not in config.content_string, path
