@@ -10,7 +10,9 @@ Each rule is written here once. The preflight play, the roles and the Python scr
   airflow_dag_bundle_set_problems  the whole list -> missing, badly named or clashing names
   airflow_dag_bundle_config     airflow_dag_bundles -> [dag_processor] dag_bundle_config_list
   airflow_database_connections  the masters' and workers' settings -> max_connections
+  airflow_etcd_member_problems  etcd's member addresses and this member's -> what is wrong
   airflow_etcd_missing_grants   `etcdctl user get` / `role get` results -> what to grant
+                                or revoke
   airflow_role_defaults         a role's name -> its defaults/main.yml as written, for a
                                 play that sizes or checks other hosts by a role's defaults
 
@@ -275,14 +277,65 @@ def airflow_database_connections(
 
 # --- etcd ------------------------------------------------------------------------------
 
+# Sizes of an etcd cluster that tolerate the loss of (size - 1) // 2 members; an even size
+# tolerates no more losses than one member fewer, and two members tolerate none.
+ETCD_MAX_MEMBERS = 7
+
+
+def airflow_etcd_member_problems(members: object, address: object) -> list[str]:
+    """What is wrong with an etcd cluster of these member addresses, seen from one member."""
+    names = [str(member) for member in members] if isinstance(members, list | tuple) else []
+    if not names:
+        return [
+            "the etcd group has no host: add one (e.g. etcd: {children: {postgres: {}}} in the "
+            "inventory, which makes the postgres hosts the etcd members)"
+        ]
+    problems = []
+    if len(names) % 2 == 0 or len(names) > ETCD_MAX_MEMBERS:
+        problems.append(
+            f"the etcd group has {len(names)} members: it needs an odd number from 1 to "
+            f"{ETCD_MAX_MEMBERS} (3 survive the loss of one)"
+        )
+    if len(set(names)) != len(names):
+        problems.append(f"etcd members share an address ({', '.join(names)})")
+    if str(address) not in names:
+        problems.append(f"this member's address {address} is not one of {', '.join(names)}")
+    return problems
+
+
+def _etcd_permissions(role_output: str) -> list[tuple[str, str]]:
+    """(kind, text) of each permission line of `etcdctl role get` (kind: read or write)."""
+    found = []
+    kind = ""
+    for line in role_output.splitlines():
+        if line.startswith("KV Read:"):
+            kind = "read"
+        elif line.startswith("KV Write:"):
+            kind = "write"
+        elif kind and line.strip():
+            found.append((kind, line.strip()))
+    return found
+
+
+def _etcd_revoke(role: str, entry: str) -> dict[str, str]:
+    """The step that revokes one permission line of `etcdctl role get`."""
+    if not entry.startswith("["):
+        return {"kind": "revoke", "role": role, "key": entry, "range_end": ""}
+    key, _, end = entry[1:].partition(", ")
+    if end.startswith("<open ended>"):
+        return {"kind": "revoke", "role": role, "key": key, "range_end": "", "from_key": "true"}
+    return {"kind": "revoke", "role": role, "key": key, "range_end": end.split(")", 1)[0]}
+
 
 def airflow_etcd_missing_grants(
     results: Iterable[Mapping[str, Any]], users: Iterable[Mapping[str, Any]]
 ) -> list[dict[str, str]]:
     """The etcdctl steps that give root the root role and each user a role of its own name
-    that may read and write its prefix, given the results of `etcdctl user get NAME` and
-    `etcdctl role get NAME` (each result's item: [kind, name]). In order: add role, grant
-    permission, grant role."""
+    that may read and write its prefix and nothing else, given the results of
+    `etcdctl user get NAME` and `etcdctl role get NAME` (each result's item: [kind, name]).
+    In order: add role, revoke any other permission of the role, grant the prefix, grant
+    the role. A revoke step names its key and range_end ("" for a single key) and, for an
+    open-ended range, from_key."""
     found = {(str(r["item"][0]), str(r["item"][1])): r for r in results}
 
     def output(kind: str, name: str) -> str | None:
@@ -302,8 +355,12 @@ def airflow_etcd_missing_grants(
         role = output("role", name)
         if role is None:
             steps.append({"kind": "role", "role": name})
-        # Read and write: the prefix is listed under "KV Read:" and under "KV Write:".
-        if role is None or role.count(f"(prefix {prefix})") < 2:  # noqa: PLR2004
+        permissions = _etcd_permissions(role or "")
+        wanted = f"(prefix {prefix})"
+        others = [text for _, text in permissions if not text.endswith(f") {wanted}")]
+        steps.extend(_etcd_revoke(name, text) for text in dict.fromkeys(others))
+        kinds = {kind for kind, text in permissions if text.endswith(f") {wanted}")}
+        if kinds != {"read", "write"}:
             steps.append({"kind": "permission", "role": name, "prefix": prefix})
         if not has_role(name, name):
             steps.append({"kind": "grant", "user": name, "role": name})
@@ -328,6 +385,7 @@ class FilterModule:
             "airflow_dag_bundle_problems": airflow_dag_bundle_problems,
             "airflow_dag_bundle_config": airflow_dag_bundle_config,
             "airflow_database_connections": airflow_database_connections,
+            "airflow_etcd_member_problems": airflow_etcd_member_problems,
             "airflow_etcd_missing_grants": airflow_etcd_missing_grants,
             "airflow_role_defaults": airflow_role_defaults,
         }

@@ -239,3 +239,57 @@ def test_etcd_grants_write_when_only_read_is_there() -> None:
     assert F.airflow_etcd_missing_grants(results, [PATRONI]) == [
         {"kind": "permission", "role": "patroni", "prefix": "/service/"}
     ]
+
+
+def test_etcd_revokes_what_lies_outside_the_prefix() -> None:
+    wider = (
+        "Role patroni\nKV Read:\n\t[/service/, /service0) (prefix /service/)\n\t/single\n"
+        "\t[/z, <open ended>\nKV Write:\n\t[/a, /c)\n\t[/service/, /service0) (prefix /service/)"
+        "\n\t[/z, <open ended>"
+    )
+    results = [
+        _etcd("user", "root", "User: root\nRoles: root"),
+        _etcd("user", "patroni", "User: patroni\nRoles: patroni"),
+        _etcd("role", "patroni", wider),
+    ]
+    assert F.airflow_etcd_missing_grants(results, [PATRONI]) == [
+        {"kind": "revoke", "role": "patroni", "key": "/single", "range_end": ""},
+        {"kind": "revoke", "role": "patroni", "key": "/z", "range_end": "", "from_key": "true"},
+        {"kind": "revoke", "role": "patroni", "key": "/a", "range_end": "/c"},
+    ]
+
+
+def test_etcd_a_narrower_prefix_is_not_the_prefix() -> None:
+    narrower = (
+        "Role patroni\nKV Read:\n\t[/service/x/, /service/x0) (prefix /service/x/)\nKV Write:"
+    )
+    results = [
+        _etcd("user", "root", "User: root\nRoles: root"),
+        _etcd("user", "patroni", "User: patroni\nRoles: patroni"),
+        _etcd("role", "patroni", narrower),
+    ]
+    assert F.airflow_etcd_missing_grants(results, [PATRONI]) == [
+        {"kind": "revoke", "role": "patroni", "key": "/service/x/", "range_end": "/service/x0"},
+        {"kind": "permission", "role": "patroni", "prefix": "/service/"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("members", "address", "problem"),
+    [
+        ([], "10.0.0.1", "the etcd group has no host"),
+        (["10.0.0.1", "10.0.0.2"], "10.0.0.1", "needs an odd number"),
+        ([f"10.0.0.{n}" for n in range(1, 10)], "10.0.0.1", "needs an odd number"),
+        (["10.0.0.1", "10.0.0.1", "10.0.0.2"], "10.0.0.1", "share an address"),
+        (["10.0.0.1", "10.0.0.2", "10.0.0.3"], "10.0.0.9", "10.0.0.9 is not one of"),
+    ],
+)
+def test_etcd_member_problems(members: list[str], address: str, problem: str) -> None:
+    found = F.airflow_etcd_member_problems(members, address)
+    assert len(found) == 1 and problem in found[0]
+
+
+@pytest.mark.parametrize("size", [1, 3, 5])
+def test_etcd_odd_sizes_pass(size: int) -> None:
+    members = [f"10.0.0.{n}" for n in range(1, size + 1)]
+    assert F.airflow_etcd_member_problems(members, "10.0.0.1") == []
