@@ -40,7 +40,8 @@ def cli(
     """redis-cli with the password in REDISCLI_AUTH (never on the command line)."""
     auth = f"REDISCLI_AUTH={password} " if password else ""
     login = f"--user {user} " if user else ""
-    result = host.run(f"{auth}redis-cli --no-auth-warning -h {where} -p {port} {login}" + " ".join(args))
+    command = f"{auth}redis-cli --no-auth-warning -h {where} -p {port} {login}" + " ".join(args)
+    result = host.run(command)
     return str(result.stdout.strip() + result.stderr.strip())
 
 
@@ -75,14 +76,15 @@ def test_the_other_users_have_only_their_rights(host: Host) -> None:
     watcher = str(ROLE["redis_sentinel_user"])
     assert "NOPERM" in cli(host, "get", "x", user=replica, password=REPLICATION_PASSWORD)
     assert "NOPERM" in cli(host, "get", "x", user=watcher, password=SENTINEL_PASSWORD)
-    assert "role:master" in cli(host, "info", "replication", user=watcher, password=SENTINEL_PASSWORD)
+    info = cli(host, "info", "replication", user=watcher, password=SENTINEL_PASSWORD)
+    assert "role:master" in info
 
 
 def test_broker_settings(host: Host) -> None:
     assert "noeviction" in cli(host, "config", "get", "maxmemory-policy")
     assert "yes" in cli(host, "config", "get", "appendonly")
     # A group of one has no replica to wait for.
-    assert cli(host, "config", "get", "min-replicas-to-write").split() == ["min-replicas-to-write", "0"]
+    assert cli(host, "config", "get", "min-replicas-to-write").split()[-1] == "0"
 
 
 def test_sentinel_watches_this_redis_as_the_master(host: Host) -> None:
