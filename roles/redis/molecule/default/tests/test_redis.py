@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from testinfra.host import Host
 
 from clusterops.release import role_defaults
@@ -22,6 +23,12 @@ USER = str(CLUSTER["airflow_redis_user"])
 def secret(name: str) -> str:
     """A password random_vars.yml made for this run."""
     return (SECRETS / f"secret_{name}").read_text().strip()
+
+
+def previous(name: str) -> str | None:
+    """The password it replaced (side_effect.yml), if it has been replaced."""
+    path = SECRETS / f"secret_{name}.previous"
+    return path.read_text().strip() if path.exists() else None
 
 
 PASSWORD = secret("redis")
@@ -120,3 +127,22 @@ def test_config_files_are_private(host: Host) -> None:
             assert (config.user, config.group, config.mode) == (owner, "redis", 0o640), path
             # Airflow's password is only ever stored as a hash.
             assert PASSWORD not in config.content_string, path
+
+
+def test_replaced_passwords_no_longer_work(host: Host) -> None:
+    old, old_replication, old_sentinel = (
+        previous(n) for n in ("redis", "redis_replication", "redis_sentinel")
+    )
+    if old is None or old_replication is None or old_sentinel is None:
+        pytest.skip("before the passwords are replaced")
+    replica = str(ROLE["redis_replication_user"])
+    assert "WRONGPASS" in cli(host, "ping", password=old)
+    assert "WRONGPASS" in cli(host, "ping", user=replica, password=old_replication)
+    assert "WRONGPASS" in cli(host, "ping", user="", password=old_sentinel, port=SENTINEL_PORT)
+    assert cli(host, "ping", user=replica, password=REPLICATION_PASSWORD) == "PONG"
+    assert cli(host, "config", "get", "masterauth").split()[-1] == REPLICATION_PASSWORD
+    with host.sudo():
+        files = host.file("/etc/redis/redis.conf").content_string
+        files += host.file("/etc/redis/sentinel.conf").content_string
+    assert old_replication not in files
+    assert old_sentinel not in files
