@@ -93,8 +93,8 @@ def sql(host: Host, query: str, dbname: str = "postgres") -> tuple[int, str]:
 
 
 def has_row(host: Host, value: str) -> bool:
-    query = f"select count(*) from probe where v = '{value}'"  # noqa: S608
-    return sql(host, query) == (0, "1")
+    query = f"select exists (select from probe where v = '{value}')"  # noqa: S608
+    return sql(host, query) == (0, "t")
 
 
 def streaming(primary: Host) -> list[tuple[str, str, str]]:
@@ -176,7 +176,10 @@ def test_failover_when_the_primary_dies(members: dict[str, Host]) -> None:
 
     value = (EPHEMERAL / "probe_value").read_text().strip()
     assert has_row(members[new], value)
-    assert sql(members[new], "insert into probe values ('after-failover')")[0] == 0
+    later = uuid.uuid4().hex
+    insert = f"insert into probe values ('{later}')"  # noqa: S608
+    assert sql(members[new], insert)[0] == 0
+    record("value_after_failover", later)
 
 
 def test_the_old_primary_rejoins_as_a_replica(members: dict[str, Host]) -> None:
@@ -199,6 +202,7 @@ def test_the_old_primary_rejoins_as_a_replica(members: dict[str, Host]) -> None:
     assert done, f"{old} did not rejoin within {REJOIN_BOUND_S}s: {roles(cluster(members))}"
     record("rejoin_seconds", f"{elapsed:.1f}")
     assert leader(cluster(members)) == new
-    found, _ = wait_for(lambda: has_row(host, "after-failover"), 30)
+    later = (EPHEMERAL / "value_after_failover").read_text().strip()
+    found, _ = wait_for(lambda: has_row(host, later), 30)
     assert found, f"{old} does not have the row written after the failover"
     assert sql(host, "select pg_is_in_recovery()") == (0, "t")
