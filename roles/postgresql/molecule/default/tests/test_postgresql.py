@@ -12,7 +12,7 @@ import pytest
 import yaml
 from testinfra.host import Host
 
-from clusterops.paths import ROLES_DIR
+from clusterops.paths import PROJECT_ROOT, ROLES_DIR
 
 SECRETS = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
 PASSWORD = (SECRETS / "secret_postgresql").read_text().strip()
@@ -135,23 +135,44 @@ def test_config_files_owned_by_postgres(host: Host) -> None:
         )
 
 
+def playbook(path: Path, *args: str) -> tuple[int, str]:
+    """Run a playbook on the scenario's inventory; its exit code and output, on one line."""
+    run = subprocess.run(
+        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(path), *args],
+        capture_output=True, text=True, check=False, timeout=600,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
+    )  # fmt: skip
+    return run.returncode, " ".join((run.stdout + run.stderr).split())
+
+
+def test_members_playbook_changes_the_clients_by_a_reload(host: Host) -> None:
+    """playbooks/members.yml (add_worker.yml, remove_worker.yml): pg_hba.conf follows the
+    inventory's Airflow hosts, and PostgreSQL is not restarted."""
+    _, before = rest(host, "/patroni")
+    members = PROJECT_ROOT / "playbooks" / "members.yml"
+    vault = f"@{PROJECT_ROOT / 'molecule' / 'resources' / 'random_vars.yml'}"
+    dsn = f"host={address(host)} dbname=airflow user=airflow password={PASSWORD}"
+    rc, output = playbook(members, "-e", vault, "-e", '{"members_leaving": ["instance"]}')
+    assert rc == 0, output[-3000:]
+    refused = psql(host, dsn, "select current_user")
+    rc, output = playbook(members, "-e", vault)
+    assert rc == 0, output[-3000:]
+    assert refused[0] != 0 and "no pg_hba.conf entry" in refused[1]
+    assert psql(host, dsn, "select current_user") == (0, "airflow")
+    _, after = rest(host, "/patroni")
+    assert after["postmaster_start_time"] == before["postmaster_start_time"]
+
+
 def test_a_cluster_outside_patroni_is_refused(host: Host) -> None:
     """Another cluster on the host (as Debian's package makes one): the role stops."""
     stray = "/etc/postgresql/14/legacy"
     with host.sudo():
         assert host.run(f"mkdir -p {stray} && touch {stray}/postgresql.conf").rc == 0
     try:
-        run = subprocess.run(
-            ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
-             str(Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]) / "converge.yml"),
-             "--tags", "postgresql_install"],
-            capture_output=True, text=True, check=False, timeout=300,
-            env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
-        )  # fmt: skip
+        converge = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]) / "converge.yml"
+        rc, output = playbook(converge, "--tags", "postgresql_install")
     finally:
         with host.sudo():
             host.run("rm -rf /etc/postgresql/14")
-    assert run.returncode != 0
-    assert "instance has PostgreSQL cluster(s) that Patroni does not manage: 14/legacy" in (
-        " ".join((run.stdout + run.stderr).split())
-    )
+    assert rc != 0
+    assert "instance has PostgreSQL cluster(s) that Patroni does not manage: 14/legacy" in output
