@@ -100,3 +100,24 @@ def redis_replication(address: str, password: str) -> dict[str, Any] | None:
     finally:
         client.close()
     return info
+
+
+def sentinel_failover(addresses: Iterable[str], password: str) -> bool:
+    """Ask the first sentinel that answers to fail the master over to a replica now
+    (SENTINEL FAILOVER, as an operator's switchover); True if one accepted."""
+    for address in addresses:
+        client = redis.Redis(
+            host=address,
+            port=LAYOUT.sentinel_port,
+            password=password,
+            socket_timeout=TIMEOUT,
+            socket_connect_timeout=TIMEOUT,
+        )
+        try:
+            client.sentinel_failover(LAYOUT.redis_master_name)
+        except redis.RedisError:
+            continue
+        finally:
+            client.close()
+        return True
+    return False

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from clusterops import runner
+from clusterops import datatier, runner
 from clusterops.cluster import AirflowAPI, wait_for
 from clusterops.console import info
 from clusterops.lab import engine, hosts
@@ -101,3 +101,31 @@ def second_deploy_changes() -> dict[str, int]:
     """Run site.yml again; the number of changed tasks per host."""
     stats = runner.run_playbook(LAB_INVENTORY, "site.yml", quiet=True)
     return {host: counts.get("changed", 0) for host, counts in stats.items()}
+
+
+def separate_leaders(lab: LabSpec, sentinel_password: str, redis_password: str) -> tuple[str, str]:
+    """Make the Redis master and the PostgreSQL primary live on different hosts (the lab
+    puts both tiers on the same three), so that losing one's host tests one failover;
+    returns (the primary's host, the master's host). Moves the Redis master when needed,
+    as an operator's switchover would (SENTINEL FAILOVER), and waits until every replica
+    follows it."""
+    names = {lab.host(name).address: name for name in lab.group("redis")}
+    members = [lab.host(name).address for name in lab.group("postgres")]
+    primary = wait_for("the database's primary", lambda: datatier.leader(members), timeout=60)
+    master = wait_for(
+        "the Redis master", lambda: datatier.sentinel_master(names, sentinel_password), timeout=60
+    )
+    if master == primary.host:
+        info(f"==> Moving the Redis master away from {primary.name} (SENTINEL FAILOVER)")
+        assert datatier.sentinel_failover(names, sentinel_password)
+
+        def moved() -> str | None:
+            found = datatier.sentinel_master(names, sentinel_password)
+            if found is None or found == master:
+                return None
+            info_ = datatier.redis_replication(found, redis_password) or {}
+            replicas = int(info_.get("connected_slaves", 0))
+            return found if replicas == len(names) - 1 else None
+
+        master = wait_for("the new Redis master and its replicas", moved, timeout=90)
+    return primary.name, names[master]

@@ -13,12 +13,13 @@ import uuid
 
 import pytest
 
-from clusterops import datatier
+from clusterops import datatier, secrets
 from clusterops.cluster import AirflowAPI, wait_for
 from clusterops.lab.hosts import LabSpec
+from clusterops.paths import LAB_INVENTORY, LAB_VAULT_PASSWORD
 
 from .conftest import lab_host
-from .faults import Load, host_lost, record, second_deploy_changes, tries
+from .faults import Load, host_lost, record, second_deploy_changes, separate_leaders, tries
 
 pytestmark = pytest.mark.lab
 
@@ -33,6 +34,13 @@ def psql(lab: LabSpec, name: str, sql: str) -> str:
 
 def members(lab: LabSpec) -> dict[str, str]:
     return {name: lab.host(name).address for name in lab.group("postgres")}
+
+
+@pytest.fixture(scope="module")
+def vault() -> dict[str, str]:
+    return secrets.Vault(
+        secrets.vault_file(LAB_INVENTORY), secrets.read_password(LAB_VAULT_PASSWORD)
+    ).read()
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +59,12 @@ def test_one_leader_and_streaming_replicas(ha: dict[str, str]) -> None:
     assert all(m.state in {"running", "streaming"} for m in cluster), cluster
 
 
-def test_primary_host_lost_under_load(lab: LabSpec, ha: dict[str, str], api: AirflowAPI) -> None:
+def test_primary_host_lost_under_load(
+    lab: LabSpec, ha: dict[str, str], api: AirflowAPI, vault: dict[str, str]
+) -> None:
+    separate_leaders(
+        lab, vault["vault_redis_sentinel_password"], vault["vault_redis_airflow_password"]
+    )
     old = datatier.leader(ha.values())
     assert old is not None
     survivors = [address for name, address in ha.items() if name != old.name]
@@ -81,11 +94,13 @@ def test_primary_host_lost_under_load(lab: LabSpec, ha: dict[str, str], api: Air
     # No task instance failed for lack of the database: none needed a second try.
     assert tries(holds) == {1: load.tasks}
 
-    def rejoined() -> datatier.Member | None:
-        for member in datatier.patroni_cluster(ha.values()) or []:
-            if member.name == old.name and member.role != "leader" and member.state == "streaming":
-                return member
-        return None
+    streaming = (  # Patroni names each member's replication connection after the member
+        "SELECT count(*) FROM pg_stat_replication"  # noqa: S608 -- an inventory name
+        f" WHERE application_name = '{old.name}' AND state = 'streaming'"
+    )
+
+    def rejoined() -> str | None:
+        return "yes" if psql(lab, new.name, streaming) == "1" else None
 
     wait_for(f"{old.name} to stream from {new.name}", rejoined, timeout=180)
     rejoin = time.monotonic() - killed

@@ -19,7 +19,7 @@ from clusterops.layout import LAYOUT
 from clusterops.paths import LAB_INVENTORY, LAB_VAULT_PASSWORD
 
 from .conftest import SMOKE_DAG
-from .faults import Load, host_lost, record, second_deploy_changes, tries
+from .faults import Load, host_lost, record, second_deploy_changes, separate_leaders, tries
 
 pytestmark = pytest.mark.lab
 
@@ -60,6 +60,7 @@ def test_master_host_lost_under_load(
     lab: LabSpec, brokers: dict[str, str], vault: dict[str, str], api: AirflowAPI, flower: Flower
 ) -> None:
     sentinel_password = vault["vault_redis_sentinel_password"]
+    separate_leaders(lab, sentinel_password, vault["vault_redis_airflow_password"])
     old = datatier.sentinel_master(brokers, sentinel_password)
     assert old is not None
     survivors = [address for address in brokers if address != old]

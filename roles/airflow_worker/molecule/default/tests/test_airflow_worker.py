@@ -55,10 +55,31 @@ def test_api_proxy_listens_on_loopback_only(host: Host) -> None:
     assert [s for s in sockets if s.endswith(f":{proxy}")] == [f"tcp://127.0.0.1:{proxy}"]
 
 
+def _proxy_section(config: str, name: str) -> list[str]:
+    """The server names of one section (`listen database`, `backend masters`) of haproxy.cfg."""
+    servers: list[str] = []
+    inside = False
+    for line in config.splitlines():
+        if line and not line.startswith(" "):
+            inside = line.split()[1:2] == [name]
+        elif inside and line.strip().startswith("server "):
+            servers.append(line.split()[1])
+    return servers
+
+
 def test_api_proxy_balances_every_master(host: Host) -> None:
-    masters = host.ansible.get_variables()["groups"]["airflow_master"]
+    variables = host.ansible.get_variables()
     config = host.file("/etc/haproxy/haproxy.cfg").content_string
-    servers = [
-        line.split()[1] for line in config.splitlines() if line.strip().startswith("server ")
-    ]
-    assert servers == masters
+    assert _proxy_section(config, "masters") == variables["groups"]["airflow_master"]
+    assert _proxy_section(config, "database") == variables["groups"]["postgres"]
+
+
+def test_database_proxy_reaches_the_primary(host: Host) -> None:
+    with host.sudo():
+        stat = host.check_output('echo "show stat" | socat stdio /run/haproxy/admin.sock')
+    rows = [line.split(",") for line in stat.splitlines() if line.startswith("database,")]
+    states = {row[1]: row[17] for row in rows if row[1] not in ("FRONTEND", "BACKEND")}
+    assert states == {"instance": "UP"}
+    listening = [s for s in host.socket.get_listening_sockets() if s.startswith("tcp://")]
+    port = LAYOUT.database_proxy_port
+    assert [s for s in listening if s.endswith(f":{port}")] == [f"tcp://127.0.0.1:{port}"]
