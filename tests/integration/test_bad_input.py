@@ -105,7 +105,7 @@ def test_max_connections_of_the_inventory_wins(inventory: Path) -> None:
     (inventory / "group_vars" / "postgres.yml").write_text("postgresql_max_connections: 250\n")
     rc, output = site(inventory, "--check", "--diff", playbook="playbooks/postgres.yml")
     assert rc == 0, output[-3000:]
-    assert "+max_connections = 250" in output, output[-3000:]
+    assert "max_connections = 250" in output, output[-3000:]
 
 
 def test_malformed_connection_is_named(inventory: Path) -> None:

@@ -96,10 +96,11 @@ def test_added_worker_is_in_the_inventory_and_admitted(
 ) -> None:
     assert f"{NEW}:\n              ansible_host: {NEW_ADDRESS}" in HOSTS_FILE.read_text()
     assert f"celery@{NEW} is up and consuming" in added.stdout
-    postgres = lab_host(lab, lab.group("postgres")[0])
-    with postgres.sudo():
-        pg_hba = postgres.file("/etc/postgresql/15/main/pg_hba.conf").content_string
-    assert NEW_ADDRESS in pg_hba
+    for member in lab.group("postgres"):  # Patroni writes pg_hba.conf on every member
+        postgres = lab_host(lab, member)
+        with postgres.sudo():
+            pg_hba = postgres.file("/etc/postgresql/15/main/pg_hba.conf").content_string
+        assert NEW_ADDRESS in pg_hba, member
     assert f"{NEW_ADDRESS} {NEW}" in lab_host(lab, master).file("/etc/hosts").content_string
 
 
