@@ -423,8 +423,9 @@ def status(client: docker.DockerClient, spec: LabSpec) -> list[HostStatus]:
 
 
 def kill(client: docker.DockerClient, spec: LabSpec, name: str) -> None:
-    """Lose a lab host at once, as a power cut would: SIGKILL to its container (no
-    shutdown, no FIN or RST from its services; its address goes silent)."""
+    """Lose a lab host at once: SIGKILL to every process of its container (no shutdown).
+    Their open connections end as the kernel closes the sockets; then the address is gone
+    and new connections to it get no answer."""
     client.containers.get(spec.container_name(name)).kill()
 
 
