@@ -61,16 +61,20 @@ def leader(addresses: Iterable[str]) -> Member | None:
     return leaders[0] if len(leaders) == 1 else None
 
 
+def _sentinel(address: str, password: str) -> redis.Redis:
+    return redis.Redis(
+        host=address,
+        port=LAYOUT.sentinel_port,
+        password=password,
+        socket_timeout=TIMEOUT,
+        socket_connect_timeout=TIMEOUT,
+    )
+
+
 def sentinel_master(addresses: Iterable[str], password: str) -> str | None:
     """The master's address as the first sentinel that answers names it."""
     for address in addresses:
-        client = redis.Redis(
-            host=address,
-            port=LAYOUT.sentinel_port,
-            password=password,
-            socket_timeout=TIMEOUT,
-            socket_connect_timeout=TIMEOUT,
-        )
+        client = _sentinel(address, password)
         try:
             reply = client.sentinel_get_master_addr_by_name(LAYOUT.redis_master_name)
         except redis.RedisError:
@@ -106,13 +110,7 @@ def sentinel_failover(addresses: Iterable[str], password: str) -> bool:
     """Ask the first sentinel that answers to fail the master over to a replica now
     (SENTINEL FAILOVER, as an operator's switchover); True if one accepted."""
     for address in addresses:
-        client = redis.Redis(
-            host=address,
-            port=LAYOUT.sentinel_port,
-            password=password,
-            socket_timeout=TIMEOUT,
-            socket_connect_timeout=TIMEOUT,
-        )
+        client = _sentinel(address, password)
         try:
             client.sentinel_failover(LAYOUT.redis_master_name)
         except redis.RedisError:

@@ -12,10 +12,11 @@ import pytest
 import testinfra
 from testinfra.host import Host
 
+from clusterops import secrets
 from clusterops.cluster import AirflowAPI, Credentials, wait_for
 from clusterops.lab import hosts, topology
 from clusterops.lab.hosts import LabSpec
-from clusterops.paths import LAB_INVENTORY
+from clusterops.paths import LAB_INVENTORY, LAB_VAULT_PASSWORD
 from clusterops.release import role_defaults
 
 
@@ -76,3 +77,11 @@ def smoke_run(api: AirflowAPI) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     run_id = api.trigger(SMOKE_DAG)
     run = api.wait_for_run(SMOKE_DAG, run_id, timeout=300)
     return run, api.task_instances(SMOKE_DAG, run_id)
+
+
+@pytest.fixture(scope="session")
+def vault() -> dict[str, str]:
+    """The lab inventory's vault, decrypted."""
+    return secrets.Vault(
+        secrets.vault_file(LAB_INVENTORY), secrets.read_password(LAB_VAULT_PASSWORD)
+    ).read()

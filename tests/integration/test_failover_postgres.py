@@ -13,10 +13,9 @@ import uuid
 
 import pytest
 
-from clusterops import datatier, secrets
+from clusterops import datatier
 from clusterops.cluster import AirflowAPI, wait_for
 from clusterops.lab.hosts import LabSpec
-from clusterops.paths import LAB_INVENTORY, LAB_VAULT_PASSWORD
 
 from .conftest import lab_host
 from .faults import Load, host_lost, record, second_deploy_changes, separate_leaders, tries
@@ -34,13 +33,6 @@ def psql(lab: LabSpec, name: str, sql: str) -> str:
 
 def members(lab: LabSpec) -> dict[str, str]:
     return {name: lab.host(name).address for name in lab.group("postgres")}
-
-
-@pytest.fixture(scope="module")
-def vault() -> dict[str, str]:
-    return secrets.Vault(
-        secrets.vault_file(LAB_INVENTORY), secrets.read_password(LAB_VAULT_PASSWORD)
-    ).read()
 
 
 @pytest.fixture(scope="module")

@@ -12,23 +12,15 @@ import time
 
 import pytest
 
-from clusterops import datatier, secrets
+from clusterops import datatier
 from clusterops.cluster import AirflowAPI, Flower, wait_for
 from clusterops.lab.hosts import LabSpec
 from clusterops.layout import LAYOUT
-from clusterops.paths import LAB_INVENTORY, LAB_VAULT_PASSWORD
 
 from .conftest import SMOKE_DAG
 from .faults import Load, host_lost, record, second_deploy_changes, separate_leaders, tries
 
 pytestmark = pytest.mark.lab
-
-
-@pytest.fixture(scope="module")
-def vault() -> dict[str, str]:
-    return secrets.Vault(
-        secrets.vault_file(LAB_INVENTORY), secrets.read_password(LAB_VAULT_PASSWORD)
-    ).read()
 
 
 @pytest.fixture(scope="module")
