@@ -28,6 +28,15 @@ def test_answers_a_ping_under_its_inventory_name(host: Host) -> None:
     assert f"celery@{name(host)}: OK" in out
 
 
+def test_reports_its_stats(host: Host) -> None:
+    """Flower's worker page and `add_worker.py` read these; they fail as a whole when one
+    of the settings cannot be sent as JSON."""
+    with host.sudo("airflow"):
+        out = host.check_output(f"{CELERY} inspect stats --destination=celery@{name(host)}")
+    assert f"celery@{name(host)}: OK" in out
+    assert "'max-concurrency'" in out or '"max-concurrency"' in out
+
+
 def test_consumes_the_configured_queues(host: Host) -> None:
     with host.sudo("airflow"):
         out = host.check_output(f"{CELERY} inspect active_queues --destination=celery@{name(host)}")
