@@ -31,7 +31,9 @@ AIRFLOW_WHEELHOUSE_DIR (the role variable airflow_wheelhouse_dir). Set
 AIRFLOW_WHEELHOUSE_DIR to another folder to use that one, or to nothing to make the hosts
 install from PyPI.
 
-Order: the slowest (those installing Airflow) start first, then the others by name.
+Order: the slowest first, as measured (those installing Airflow, then the multi-host
+data tier scenarios), then the others by name; with 2 at a time the last to start are
+the short ones, so neither job idles long at the end.
 """
 
 EPILOG = """\
@@ -47,8 +49,13 @@ exit codes: 0 all passed, 1 one or more failed, 2 bad input
 # Scenarios that are benchmarks, not tests (make bench runs them).
 NOT_TESTS = {"bench_local_executor"}
 LAB_ROLE_SCENARIOS = "playbooks/lab/roles/*/molecule/default/molecule.yml"
-# Scenarios that install Airflow, slowest first.
+# Scenarios that install Airflow.
 AIRFLOW = ("role:airflow_master", "role:airflow_worker", "role:airflow_common")
+# Slowest first, by the durations of a full run (docs/benchmarks.md); the others follow.
+SLOWEST = (
+    "role:airflow_master", "scenario:patroni", "scenario:redis_sentinel",
+    "role:airflow_worker", "role:airflow_common", "role:postgresql", "role:redis",
+)  # fmt: skip
 TAIL_LINES = 150
 # The wheelhouse of the Airflow hosts (roles/airflow_common), read by the molecule
 # configuration (.config/molecule/config.yml) from this environment variable.
@@ -72,7 +79,7 @@ class Scenario:
 
 
 def discover(root: Path = PROJECT_ROOT) -> list[Scenario]:
-    """Every test scenario, the slow ones first, then by name."""
+    """Every test scenario, the slowest first (SLOWEST), then by name."""
     found = [
         Scenario(f"role:{path.parents[2].name}", path.parents[2], ("test",))
         for pattern in ("roles/*/molecule/default/molecule.yml", LAB_ROLE_SCENARIOS)
@@ -84,11 +91,7 @@ def discover(root: Path = PROJECT_ROOT) -> list[Scenario]:
     ]
     return sorted(
         found,
-        key=lambda s: (
-            not s.installs_airflow,
-            AIRFLOW.index(s.name) if s.installs_airflow else 0,
-            s.name,
-        ),
+        key=lambda s: (SLOWEST.index(s.name) if s.name in SLOWEST else len(SLOWEST), s.name),
     )
 
 
