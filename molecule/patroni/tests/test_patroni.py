@@ -32,6 +32,7 @@ NAMES = ("pg-1", "pg-2", "pg-3")
 # and a replica notices within loop_wait. The bounds leave room for a slow shared host.
 FAILOVER_BOUND_S = 90.0
 REJOIN_BOUND_S = 180.0
+WRITABLE_BOUND_S = 30.0
 
 
 def secret(name: str) -> str:
@@ -178,7 +179,9 @@ def test_failover_when_the_primary_dies(members: dict[str, Host]) -> None:
     assert has_row(members[new], value)
     later = uuid.uuid4().hex
     insert = f"insert into probe values ('{later}')"  # noqa: S608
-    assert sql(members[new], insert)[0] == 0
+    # Patroni names the new leader while it promotes it: writes are taken a moment later.
+    writable, _ = wait_for(lambda: sql(members[new], insert)[0] == 0, WRITABLE_BOUND_S)
+    assert writable, f"{new} refused writes {WRITABLE_BOUND_S}s after it became the leader"
     record("value_after_failover", later)
 
 
