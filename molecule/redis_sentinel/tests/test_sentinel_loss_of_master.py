@@ -91,7 +91,7 @@ def test_a_killed_master_is_replaced_and_rejoins_as_a_replica() -> None:
 
     wait_for("the new master, with the other survivor replicating it", promoted, SETTLE)
     assert new.redis("lrange", QUEUE, "0", "-1") == "before-failover"
-    # One replica left is enough for min-replicas-to-write 1: the broker takes writes.
+    # The new master takes writes at once (redis_min_replicas_to_write is 0 by default).
     assert new.redis("lpush", QUEUE, "after-failover") == "2"
 
     with old.host.sudo():
