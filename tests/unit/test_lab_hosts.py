@@ -79,3 +79,20 @@ def test_concurrent_callers_get_one_key_pair(
             pool.map(lambda _: hosts.ensure_ssh_key().with_suffix(".pub").read_text(), range(4))
         )
     assert len(keys) == 1
+
+
+class _Labelled:
+    def __init__(self, **labels: str) -> None:
+        self.labels = labels
+
+
+def test_hosts_of_another_checkout_are_foreign() -> None:
+    """A fresh clone must not deploy onto hosts that hold another vault's secrets."""
+    mine = hosts.checkout_id(b"ssh-ed25519 AAAA mine\n")
+    existing = {
+        "kept": _Labelled(**{hosts.LABEL_CHECKOUT: mine}),
+        "other": _Labelled(**{hosts.LABEL_CHECKOUT: hosts.checkout_id(b"ssh-ed25519 BBBB")}),
+        "unlabelled": _Labelled(),
+    }
+    assert hosts._foreign(existing, mine) == ["other", "unlabelled"]
+    assert mine == hosts.checkout_id(b"ssh-ed25519 AAAA mine")  # trailing newline ignored

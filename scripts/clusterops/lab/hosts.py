@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import io
 import ipaddress
 import shutil
@@ -29,6 +30,10 @@ from clusterops.paths import LAB_STATE_DIR
 
 LABEL_LAB = "org.airflow-cluster.lab"
 LABEL_HOST = "org.airflow-cluster.host"
+# Which checkout made a host: a digest of that checkout's lab SSH key (.lab/ssh/). A host
+# made by another checkout holds data under that checkout's vault, which this one cannot
+# read, so `up` replaces it instead of deploying onto it.
+LABEL_CHECKOUT = "org.airflow-cluster.checkout"
 BOOT_TIMEOUT = 90.0
 SSH_KEY = LAB_STATE_DIR / "ssh" / "id_ed25519"
 KNOWN_HOSTS = LAB_STATE_DIR / "known_hosts"
@@ -115,6 +120,10 @@ def ensure_ssh_key() -> Path:
                 check=True,
             )
     return SSH_KEY
+
+
+def checkout_id(public_key: bytes) -> str:
+    return hashlib.sha256(public_key.strip()).hexdigest()[:16]
 
 
 def _validate(spec: LabSpec) -> None:
@@ -298,7 +307,9 @@ def _write_known_hosts(entries: dict[str, str]) -> None:
     tmp.replace(KNOWN_HOSTS)
 
 
-def _create(client: docker.DockerClient, spec: LabSpec, host: HostSpec, image: str) -> Container:
+def _create(
+    client: docker.DockerClient, spec: LabSpec, host: HostSpec, image: str, owner: str
+) -> Container:
     endpoint = client.api.create_endpoint_config(ipv4_address=host.address, aliases=[host.name])
     networking = client.api.create_networking_config({spec.name: endpoint})
     try:
@@ -306,7 +317,7 @@ def _create(client: docker.DockerClient, spec: LabSpec, host: HostSpec, image: s
             image,
             name=spec.container_name(host.name),
             hostname=host.name,
-            labels={LABEL_LAB: spec.name, LABEL_HOST: host.name},
+            labels={LABEL_LAB: spec.name, LABEL_HOST: host.name, LABEL_CHECKOUT: owner},
             networking_config=networking,
             host_config=client.api.create_host_config(**CONTAINER_OPTIONS),
             stop_signal="SIGRTMIN+3",
@@ -320,8 +331,15 @@ def up(client: docker.DockerClient, spec: LabSpec, image: str) -> None:
     """Create and start whatever is missing; leave running hosts alone."""
     _validate(spec)
     public_key = ensure_ssh_key().with_suffix(".pub").read_bytes()
+    owner = checkout_id(public_key)
     _ensure_network(client, spec)
     existing = _containers(client, spec.name)
+    for name in _foreign(existing, owner):
+        warn(
+            f"lab host '{name}' was made by another checkout of this project (another vault "
+            "and SSH key): replacing it with a new host"
+        )
+        _remove(client, existing.pop(name).name)
     created: list[str] = []
     try:
         started: dict[str, Container] = {}
@@ -329,7 +347,7 @@ def up(client: docker.DockerClient, spec: LabSpec, image: str) -> None:
             container = existing.get(host.name)
             if container is None:
                 info(f"==> Starting lab host {host.name} at {host.address}")
-                container = _create(client, spec, host, image)
+                container = _create(client, spec, host, image, owner)
                 created.append(host.name)
                 container.start()
             elif container.status != "running":
@@ -357,6 +375,11 @@ def up(client: docker.DockerClient, spec: LabSpec, image: str) -> None:
         if not _containers(client, spec.name):
             _remove_network(client, spec.name)
         raise
+
+
+def _foreign(existing: dict[str, Container], owner: str) -> list[str]:
+    """The hosts another checkout made (or a version of this project that did not say)."""
+    return sorted(name for name, c in existing.items() if c.labels.get(LABEL_CHECKOUT) != owner)
 
 
 def _remove(client: docker.DockerClient, name: str) -> None:
