@@ -328,7 +328,9 @@ def _create(
 
 
 def up(client: docker.DockerClient, spec: LabSpec, image: str) -> None:
-    """Create and start whatever is missing; leave running hosts alone."""
+    """Create and start whatever is missing and leave this checkout's hosts alone. Hosts
+    another checkout made (or a version of this project before the checkout label) are
+    replaced first; they are not put back if the rest fails, as no deploy could use them."""
     _validate(spec)
     public_key = ensure_ssh_key().with_suffix(".pub").read_bytes()
     owner = checkout_id(public_key)
