@@ -6,6 +6,7 @@ key and pinned host keys under .lab/.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ import testinfra
 from testinfra.host import Host
 
 from clusterops import secrets
-from clusterops.cluster import AirflowAPI, Credentials, wait_for
+from clusterops.cluster import AirflowAPI, Credentials, Endpoints, Flower, wait_for
 from clusterops.lab import hosts, topology
 from clusterops.lab.hosts import LabSpec
 from clusterops.paths import LAB_INVENTORY, LAB_VAULT_PASSWORD
@@ -36,6 +37,20 @@ def lab_host(spec: LabSpec, name: str) -> Host:
 @pytest.fixture(scope="session")
 def lab() -> LabSpec:
     return _spec()
+
+
+# The modules that break something (hosts killed, cut off, failed over) run last, in
+# this order, so that the tests before them see a cluster no fault has touched; then a
+# re-run of site.yml checks that what the faults left changes nothing.
+FAULT_MODULES = ("test_chaos_workers", "test_failover_data_tier", "test_redeploy")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        module = Path(item.nodeid.split("::", 1)[0]).stem
+        return FAULT_MODULES.index(module) + 1 if module in FAULT_MODULES else 0
+
+    items.sort(key=rank)  # stable: the order within each rank is kept
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -68,6 +83,16 @@ def api(lab: LabSpec, master: str, credentials: Credentials) -> AirflowAPI:
     address = lab.host(master).address
     port = role_defaults("cluster_defaults")["airflow_api_port"]
     return AirflowAPI(f"http://{address}:{port}", credentials.user, credentials.admin_password)
+
+
+@pytest.fixture(scope="session")
+def endpoints() -> Endpoints:
+    return Endpoints.from_inventory(LAB_INVENTORY, LAB_VAULT_PASSWORD)
+
+
+@pytest.fixture(scope="session")
+def flower(endpoints: Endpoints) -> Flower:
+    return endpoints.flower
 
 
 @pytest.fixture(scope="session")

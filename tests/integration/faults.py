@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clusterops import datatier, runner
-from clusterops.cluster import AirflowAPI, wait_for
+from clusterops.cluster import AirflowAPI, Flower, wait_for
 from clusterops.console import info
 from clusterops.lab import engine, hosts
 from clusterops.lab.hosts import LabSpec
@@ -50,28 +50,43 @@ class Load:
     run_id: str = ""
     started: float = field(default=0.0)
 
-    def start(self) -> None:
-        """Trigger the run and wait until at least half of its tasks are running."""
+    def start(self, at_least: int | None = None) -> None:
+        """Trigger the run and wait until `at_least` of its tasks (half by default) run."""
         wait_for(f"DAG {LOAD_DAG} to be parsed", lambda: self.api.dag(LOAD_DAG), timeout=120)
         self.run_id = self.api.trigger(LOAD_DAG, {"tasks": self.tasks, "seconds": self.seconds})
         self.started = time.monotonic()
 
         def running() -> int | None:
-            count = sum(1 for ti in self._holds() if ti.get("state") == "running")
-            return count if count >= self.tasks // 2 else None
+            count = sum(1 for ti in self.holds() if ti.get("state") == "running")
+            return count if count >= (self.tasks // 2 if at_least is None else at_least) else None
 
         count = wait_for("the load's tasks to run", running, timeout=180)
         info(f"    load: {count} of {self.tasks} tasks running")
 
-    def _holds(self) -> list[dict[str, Any]]:
+    def holds(self) -> list[dict[str, Any]]:
         tis = self.api.task_instances(LOAD_DAG, self.run_id)
         return [ti for ti in tis if ti.get("task_id") == "hold"]
 
     def finish(self, timeout: float = 600) -> tuple[str, list[dict[str, Any]]]:
         """Wait for the run's end; its state and the task instances of `hold`."""
         run = self.api.wait_for_run(LOAD_DAG, self.run_id, timeout=timeout)
-        holds = wait_for("the task instances", self._holds, timeout=60)
+        holds = wait_for("the task instances", self.holds, timeout=60)
         return str(run["state"]), holds
+
+
+def durations(holds: list[dict[str, Any]]) -> list[float]:
+    """Each finished task instance's run time, in seconds (its last try's)."""
+    return [float(ti["duration"]) for ti in holds if ti.get("duration") is not None]
+
+
+def consuming(flower: Flower, names: list[str], queue: str = "default") -> bool | None:
+    """True once every worker of `names` says (through Flower) that it consumes `queue`."""
+    for name in names:
+        report = flower.worker(f"celery@{name}") or {}
+        queues = {q.get("name") for q in report.get("active_queues") or []}
+        if queue not in queues:
+            return None
+    return True
 
 
 def tries(holds: list[dict[str, Any]]) -> dict[int, int]:
@@ -95,6 +110,21 @@ def host_lost(lab: LabSpec, name: str) -> Iterator[float]:
     finally:
         info(f"==> Starting lab host {name} again")
         hosts.start_again(client, lab, name)
+
+
+@contextmanager
+def network_cut(lab: LabSpec, name: str) -> Iterator[float]:
+    """Take lab host `name` off the network (its processes run on); yield the moment of
+    the cut. Afterwards it is plugged back in, whatever happened in between."""
+    client = engine.ensure_engine()
+    info(f"==> Cutting lab host {name} off the network")
+    hosts.cut_off(client, lab, name)
+    cut = time.monotonic()
+    try:
+        yield cut
+    finally:
+        info(f"==> Plugging lab host {name} back in")
+        hosts.reconnect(client, lab, name)
 
 
 def second_deploy_changes() -> dict[str, int]:

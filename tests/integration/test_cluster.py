@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from testinfra.host import Host
 
-from clusterops import datatier, runner, secrets
+from clusterops import datatier, secrets
 from clusterops.cluster import AirflowAPI, Credentials, Flower, wait_for
 from clusterops.lab.hosts import LabSpec
 from clusterops.layout import LAYOUT
@@ -22,12 +22,6 @@ from .conftest import lab_host
 pytestmark = pytest.mark.lab
 
 MASTER_UNITS = ["api-server", "scheduler", "dag-processor", "triggerer", "flower"]
-
-
-def test_second_deploy_changes_nothing() -> None:
-    stats = runner.run_playbook(LAB_INVENTORY, "site.yml", quiet=True)
-    changed = {host: counts.get("changed", 0) for host, counts in stats.items()}
-    assert set(changed.values()) == {0}, changed
 
 
 def test_health_reports_every_component_healthy(api: AirflowAPI) -> None:

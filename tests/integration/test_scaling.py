@@ -17,7 +17,7 @@ import pytest
 
 from clusterops.cluster import AirflowAPI, Endpoints, Flower, wait_for
 from clusterops.lab.hosts import LabSpec
-from clusterops.paths import LAB_INVENTORY, LAB_VAULT_PASSWORD, PROJECT_ROOT
+from clusterops.paths import LAB_INVENTORY, PROJECT_ROOT
 from clusterops.workers import Exit
 
 from .conftest import lab_host
@@ -41,11 +41,6 @@ def script(*argv: str, timeout: float = 900) -> subprocess.CompletedProcess[str]
     )
     print(f"$ {' '.join(argv)}  -> exit {result.returncode}\n{result.stdout}{result.stderr}")
     return result
-
-
-@pytest.fixture(scope="module")
-def endpoints() -> Endpoints:
-    return Endpoints.from_inventory(LAB_INVENTORY, LAB_VAULT_PASSWORD)
 
 
 @contextmanager

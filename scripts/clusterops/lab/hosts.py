@@ -37,16 +37,21 @@ LABEL_CHECKOUT = "org.airflow-cluster.checkout"
 BOOT_TIMEOUT = 90.0
 SSH_KEY = LAB_STATE_DIR / "ssh" / "id_ed25519"
 KNOWN_HOSTS = LAB_STATE_DIR / "known_hosts"
+# Each host's /etc/hosts, bind-mounted from here: Docker then leaves it alone, so it keeps
+# what the roles wrote across a restart or a reconnect, as a VM's disk would (Docker
+# writes its own /etc/hosts into a container at every start and network change).
+ETC_HOSTS_DIR = LAB_STATE_DIR / "etc-hosts"
 
 # systemd as PID 1 without --privileged (which some hosts refuse): every capability but
 # CAP_SYS_RESOURCE, no seccomp/AppArmor filter, and the host's cgroup tree writable.
 # Hardened units (PrivateUsers=, ProtectSystem=, ...) need this wider set to start.
+CGROUP_BIND = "/sys/fs/cgroup:/sys/fs/cgroup:rw"
 CONTAINER_OPTIONS: dict[str, object] = {
     "cap_add": ["ALL"],
     "cap_drop": ["SYS_RESOURCE"],
     "security_opt": ["seccomp=unconfined", "apparmor=unconfined"],
     "cgroupns": "host",
-    "binds": ["/sys/fs/cgroup:/sys/fs/cgroup:rw"],
+    "binds": [CGROUP_BIND],
     "tmpfs": {"/run": "rw,mode=755", "/run/lock": "rw,mode=1777", "/tmp": "rw,mode=1777"},  # noqa: S108
 }
 
@@ -307,11 +312,26 @@ def _write_known_hosts(entries: dict[str, str]) -> None:
     tmp.replace(KNOWN_HOSTS)
 
 
+def etc_hosts_file(host: HostSpec) -> Path:
+    """A new host's /etc/hosts (its own name and address, localhost), written afresh."""
+    path = ETC_HOSTS_DIR / host.name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "127.0.0.1\tlocalhost\n"
+        "::1\tlocalhost ip6-localhost ip6-loopback\n"
+        f"{host.address}\t{host.name}\n"
+    )
+    path.chmod(0o644)
+    return path
+
+
 def _create(
     client: docker.DockerClient, spec: LabSpec, host: HostSpec, image: str, owner: str
 ) -> Container:
     endpoint = client.api.create_endpoint_config(ipv4_address=host.address, aliases=[host.name])
     networking = client.api.create_networking_config({spec.name: endpoint})
+    hosts_bind = f"{etc_hosts_file(host).resolve()}:/etc/hosts:rw"
+    options = {**CONTAINER_OPTIONS, "binds": [CGROUP_BIND, hosts_bind]}
     try:
         created = client.api.create_container(
             image,
@@ -319,7 +339,7 @@ def _create(
             hostname=host.name,
             labels={LABEL_LAB: spec.name, LABEL_HOST: host.name, LABEL_CHECKOUT: owner},
             networking_config=networking,
-            host_config=client.api.create_host_config(**CONTAINER_OPTIONS),
+            host_config=client.api.create_host_config(**options),
             stop_signal="SIGRTMIN+3",
         )
     except APIError as error:
@@ -401,6 +421,7 @@ def down(client: docker.DockerClient, lab: str) -> list[str]:
     for host, container in sorted(_containers(client, lab).items()):
         with step(f"Removing lab host {host}"):
             container.remove(force=True, v=True)
+        (ETC_HOSTS_DIR / host).unlink(missing_ok=True)
         removed.append(host)
     _remove_network(client, lab)
     return removed
@@ -409,6 +430,7 @@ def down(client: docker.DockerClient, lab: str) -> list[str]:
 def remove_hosts(client: docker.DockerClient, spec: LabSpec, names: Iterable[str]) -> None:
     for name in names:
         _remove(client, spec.container_name(name))
+        (ETC_HOSTS_DIR / name).unlink(missing_ok=True)
 
 
 def ssh_argv(spec: LabSpec, host: HostSpec, *command: str) -> list[str]:
@@ -460,3 +482,17 @@ def start_again(client: docker.DockerClient, spec: LabSpec, name: str) -> str:
     container = client.containers.get(spec.container_name(name))
     container.start()
     return _wait_booted(container, name)
+
+
+def cut_off(client: docker.DockerClient, spec: LabSpec, name: str) -> None:
+    """Pull a lab host's network cable: its interface on the lab network goes away, its
+    processes go on. Peers' connections to it get no answer (no FIN, no RST)."""
+    client.networks.get(spec.name).disconnect(spec.container_name(name), force=True)
+
+
+def reconnect(client: docker.DockerClient, spec: LabSpec, name: str) -> None:
+    """Plug a host that cut_off took off the lab network back in, at its own address."""
+    host = spec.host(name)
+    client.networks.get(spec.name).connect(
+        spec.container_name(name), ipv4_address=host.address, aliases=[host.name]
+    )
