@@ -13,6 +13,8 @@ Each rule is written here once. The preflight play, the roles and the Python scr
   airflow_etcd_member_problems  etcd's member addresses and this member's -> what is wrong
   airflow_etcd_missing_grants   `etcdctl user get` / `role get` results -> what to grant
                                 or revoke
+  airflow_vip_problems          the masters' virtual IP, its prefix, the masters' addresses
+                                and this master's -> what is wrong
   airflow_role_defaults         a role's name -> its defaults/main.yml as written, for a
                                 play that sizes or checks other hosts by a role's defaults
 
@@ -24,6 +26,7 @@ without Ansible's plugin loader.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -303,6 +306,41 @@ def airflow_etcd_member_problems(members: object, address: object) -> list[str]:
     return problems
 
 
+# A virtual IP moves between masters: it needs two at least.
+VIP_MIN_MASTERS = 2
+
+
+def airflow_vip_problems(
+    vip: object, prefix: object, masters: object, address: object
+) -> list[str]:
+    """What is wrong with a virtual IP for masters at `masters`, seen from `address`."""
+    try:
+        virtual = ipaddress.IPv4Address(str(vip))
+    except ValueError:
+        return [f"airflow_vip '{vip}' is not an IPv4 address (keepalived needs one)"]
+    try:
+        network = ipaddress.IPv4Interface(f"{address}/{prefix}").network
+    except ValueError:
+        return [f"airflow_vip_prefix '{prefix}' is no prefix length for {address}"]
+    names = [str(master) for master in masters] if isinstance(masters, list | tuple) else []
+    problems = []
+    if str(virtual) in names:
+        problems.append(f"airflow_vip {virtual} is a master's own address")
+    if virtual not in network:
+        problems.append(
+            f"airflow_vip {virtual} is outside this master's subnet {network}: every master "
+            "must be able to hold it"
+        )
+    elif virtual in (network.network_address, network.broadcast_address):
+        problems.append(f"airflow_vip {virtual} is the subnet's network or broadcast address")
+    if len(names) < VIP_MIN_MASTERS:
+        problems.append(
+            f"a virtual IP needs at least {VIP_MIN_MASTERS} hosts in the airflow_master group "
+            "to move between"
+        )
+    return problems
+
+
 def _etcd_permissions(role_output: str) -> list[tuple[str, str]]:
     """(kind, text) of each permission line of `etcdctl role get` (kind: read or write)."""
     found = []
@@ -387,5 +425,6 @@ class FilterModule:
             "airflow_database_connections": airflow_database_connections,
             "airflow_etcd_member_problems": airflow_etcd_member_problems,
             "airflow_etcd_missing_grants": airflow_etcd_missing_grants,
+            "airflow_vip_problems": airflow_vip_problems,
             "airflow_role_defaults": airflow_role_defaults,
         }

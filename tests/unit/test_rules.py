@@ -293,3 +293,26 @@ def test_etcd_member_problems(members: list[str], address: str, problem: str) ->
 def test_etcd_odd_sizes_pass(size: int) -> None:
     members = [f"10.0.0.{n}" for n in range(1, size + 1)]
     assert F.airflow_etcd_member_problems(members, "10.0.0.1") == []
+
+
+MASTERS = ["10.0.0.11", "10.0.0.12"]
+
+
+@pytest.mark.parametrize(
+    ("vip", "prefix", "masters", "problem"),
+    [
+        ("master.example", 24, MASTERS, "is not an IPv4 address"),
+        ("10.0.0.10", 99, MASTERS, "is no prefix length"),
+        ("10.0.0.11", 24, MASTERS, "is a master's own address"),
+        ("10.0.1.10", 24, MASTERS, "is outside this master's subnet 10.0.0.0/24"),
+        ("10.0.0.255", 24, MASTERS, "network or broadcast address"),
+        ("10.0.0.10", 24, MASTERS[:1], "at least 2 hosts in the airflow_master group"),
+    ],
+)
+def test_vip_problems(vip: str, prefix: int, masters: list[str], problem: str) -> None:
+    found = F.airflow_vip_problems(vip, prefix, masters, masters[0])
+    assert len(found) == 1 and problem in found[0], found
+
+
+def test_vip_in_the_masters_subnet_passes() -> None:
+    assert F.airflow_vip_problems("10.0.0.10", 24, MASTERS, MASTERS[0]) == []
