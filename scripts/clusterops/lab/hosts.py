@@ -37,9 +37,10 @@ LABEL_CHECKOUT = "org.airflow-cluster.checkout"
 BOOT_TIMEOUT = 90.0
 SSH_KEY = LAB_STATE_DIR / "ssh" / "id_ed25519"
 KNOWN_HOSTS = LAB_STATE_DIR / "known_hosts"
-# Each host's /etc/hosts, bind-mounted from here: Docker then leaves it alone, so it keeps
-# what the roles wrote across a restart or a reconnect, as a VM's disk would (Docker
-# writes its own /etc/hosts into a container at every start and network change).
+# Each host's /etc/hosts, bind-mounted from <here>/<lab>/<host>: Docker then leaves it
+# alone, so it keeps what the roles wrote across a restart or a reconnect, as a VM's disk
+# would (Docker writes its own /etc/hosts into a container at every start and network
+# change).
 ETC_HOSTS_DIR = LAB_STATE_DIR / "etc-hosts"
 
 # systemd as PID 1 without --privileged (which some hosts refuse): every capability but
@@ -312,9 +313,9 @@ def _write_known_hosts(entries: dict[str, str]) -> None:
     tmp.replace(KNOWN_HOSTS)
 
 
-def etc_hosts_file(host: HostSpec) -> Path:
+def etc_hosts_file(spec: LabSpec, host: HostSpec) -> Path:
     """A new host's /etc/hosts (its own name and address, localhost), written afresh."""
-    path = ETC_HOSTS_DIR / host.name
+    path = ETC_HOSTS_DIR / spec.name / host.name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         "127.0.0.1\tlocalhost\n"
@@ -330,7 +331,7 @@ def _create(
 ) -> Container:
     endpoint = client.api.create_endpoint_config(ipv4_address=host.address, aliases=[host.name])
     networking = client.api.create_networking_config({spec.name: endpoint})
-    hosts_bind = f"{etc_hosts_file(host).resolve()}:/etc/hosts:rw"
+    hosts_bind = f"{etc_hosts_file(spec, host).resolve()}:/etc/hosts:rw"
     options = {**CONTAINER_OPTIONS, "binds": [CGROUP_BIND, hosts_bind]}
     try:
         created = client.api.create_container(
@@ -421,16 +422,18 @@ def down(client: docker.DockerClient, lab: str) -> list[str]:
     for host, container in sorted(_containers(client, lab).items()):
         with step(f"Removing lab host {host}"):
             container.remove(force=True, v=True)
-        (ETC_HOSTS_DIR / host).unlink(missing_ok=True)
+        (ETC_HOSTS_DIR / lab / host).unlink(missing_ok=True)
         removed.append(host)
     _remove_network(client, lab)
+    with contextlib.suppress(OSError):  # gone already, or hosts of this lab left in it
+        (ETC_HOSTS_DIR / lab).rmdir()
     return removed
 
 
 def remove_hosts(client: docker.DockerClient, spec: LabSpec, names: Iterable[str]) -> None:
     for name in names:
         _remove(client, spec.container_name(name))
-        (ETC_HOSTS_DIR / name).unlink(missing_ok=True)
+        (ETC_HOSTS_DIR / spec.name / name).unlink(missing_ok=True)
 
 
 def ssh_argv(spec: LabSpec, host: HostSpec, *command: str) -> list[str]:
