@@ -4,24 +4,24 @@ and the measurements they record.
 Every fault test works the same way: start the load (tasks of failover_load spread over
 the workers), wait until tasks run, break something, measure the recovery, check that the
 run succeeds with every task instance in success, start the broken host again, check it
-rejoined, and check that a re-run of site.yml changes nothing.
+rejoined. One re-run of site.yml after all of them (test_redeploy.py) must change nothing.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from clusterops import datatier, runner
+from clusterops import datatier
 from clusterops.cluster import AirflowAPI, Flower, wait_for
 from clusterops.console import info
 from clusterops.lab import engine, hosts
 from clusterops.lab.hosts import LabSpec
-from clusterops.paths import LAB_INVENTORY, LAB_STATE_DIR
+from clusterops.paths import LAB_STATE_DIR
 
 LOAD_DAG = "failover_load"
 # The issue's floor is 8 tasks of 30 s; two workers of 8 slots take 16 at once.
@@ -98,39 +98,34 @@ def tries(holds: list[dict[str, Any]]) -> dict[int, int]:
 
 
 @contextmanager
-def host_lost(lab: LabSpec, name: str) -> Iterator[float]:
-    """Kill lab host `name` (power cut); yield the moment of the kill (time.monotonic()).
-    Afterwards the host is started again, whatever happened in between."""
+def _broken(
+    lab: LabSpec,
+    name: str,
+    what: tuple[str, str],
+    fault: Callable[..., object],
+    repair: Callable[..., object],
+) -> Iterator[float]:
+    """Apply `fault` to lab host `name`, yield the moment (time.monotonic()), and apply
+    `repair` afterwards, whatever happened in between."""
     client = engine.ensure_engine()
-    info(f"==> Killing lab host {name}")
-    hosts.kill(client, lab, name)
-    killed = time.monotonic()
+    info(f"==> {what[0]} lab host {name}")
+    fault(client, lab, name)
+    at = time.monotonic()
     try:
-        yield killed
+        yield at
     finally:
-        info(f"==> Starting lab host {name} again")
-        hosts.start_again(client, lab, name)
+        info(f"==> {what[1]} lab host {name}")
+        repair(client, lab, name)
 
 
-@contextmanager
-def network_cut(lab: LabSpec, name: str) -> Iterator[float]:
-    """Take lab host `name` off the network (its processes run on); yield the moment of
-    the cut. Afterwards it is plugged back in, whatever happened in between."""
-    client = engine.ensure_engine()
-    info(f"==> Cutting lab host {name} off the network")
-    hosts.cut_off(client, lab, name)
-    cut = time.monotonic()
-    try:
-        yield cut
-    finally:
-        info(f"==> Plugging lab host {name} back in")
-        hosts.reconnect(client, lab, name)
+def host_lost(lab: LabSpec, name: str) -> AbstractContextManager[float]:
+    """Kill lab host `name` (power cut), then start it again."""
+    return _broken(lab, name, ("Killing", "Starting again"), hosts.kill, hosts.start_again)
 
 
-def second_deploy_changes() -> dict[str, int]:
-    """Run site.yml again; the number of changed tasks per host."""
-    stats = runner.run_playbook(LAB_INVENTORY, "site.yml", quiet=True)
-    return {host: counts.get("changed", 0) for host, counts in stats.items()}
+def network_cut(lab: LabSpec, name: str) -> AbstractContextManager[float]:
+    """Take lab host `name` off the network (its processes run on), then plug it back in."""
+    return _broken(lab, name, ("Cutting off", "Plugging back in"), hosts.cut_off, hosts.reconnect)
 
 
 def separate_leaders(lab: LabSpec, sentinel_password: str, redis_password: str) -> tuple[str, str]:
