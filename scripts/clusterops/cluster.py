@@ -254,12 +254,21 @@ class Flower:
                 timeout=self.timeout,
             )
 
-        response = post()
-        if response.status_code == HTTPStatus.NOT_FOUND:
-            # Flower controls only the workers its last inspection found; a Flower started
-            # since then knows none. Ask this worker, then try once more.
-            self.workers(name)
+        def answered() -> requests.Response | None:
             response = post()
+            if response.status_code == HTTPStatus.NOT_FOUND:
+                # Flower controls only the workers its last inspection found; a Flower
+                # started since then knows none. Ask this worker, then try once more.
+                self.workers(name)
+                response = post()
+            # A 5xx is Flower's broker connection failing (a Redis master that has just
+            # become a replica): Flower reconnects on the next call. Anything else is final.
+            return None if response.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR else response
+
+        try:
+            response = wait_for(f"Flower to {action} on {name}", answered, self.timeout, 3)
+        except Failure as error:
+            raise Failure(f"Flower could not {action} queue '{queue}' of {name}: {error}") from None
         if response.status_code != HTTPStatus.OK:
             raise Failure(
                 f"Flower could not {action} queue '{queue}' of {name}: "

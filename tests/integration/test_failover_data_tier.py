@@ -135,6 +135,15 @@ def test_master_host_lost_under_load(
     survivors = [address for address in brokers if address != old]
     names = lab.group("airflow_worker")
     workers = {f"celery@{name}" for name in names}
+
+    def all_workers_back() -> set[str] | None:
+        # Flower asks every worker over the broker: only those on the current master answer.
+        alive = flower.alive()
+        seen = {n for n, report in flower.workers().items() if alive.get(n) and report}
+        return seen if seen >= workers else None
+
+    # A switchover by separate_leaders moves the clients too: wait until all have followed.
+    wait_for("every worker to answer through Flower", all_workers_back, timeout=120)
     # A drain undone: the queue is cancelled and given back (remove_worker.py does this
     # when a drain times out). Celery 5.6 alone would consume nothing after the reconnect.
     flower.cancel_consumer(f"celery@{names[0]}", "default")
@@ -150,12 +159,6 @@ def test_master_host_lost_under_load(
 
         new = wait_for("a new Redis master", new_master, timeout=120, interval=0.5)
         failover = time.monotonic() - killed
-
-    def all_workers_back() -> set[str] | None:
-        # Flower asks every worker over the broker: only those on the new master answer.
-        alive = flower.alive()
-        seen = {n for n, report in flower.workers().items() if alive.get(n) and report}
-        return seen if seen >= workers else None
 
     wait_for("every worker to answer through Flower", all_workers_back, timeout=180)
     workers_back = time.monotonic() - killed
