@@ -295,7 +295,8 @@ class Flower:
 
 @dataclass(frozen=True)
 class Endpoints:
-    """Where a deployed cluster answers: the first master's API server and Flower."""
+    """Where a deployed cluster answers: the API server and Flower on the masters' virtual
+    IP (airflow_vip), or the first master's without one."""
 
     api: AirflowAPI
     flower: Flower
@@ -310,6 +311,9 @@ class Endpoints:
         address = master.get("cluster_address") or master.get("ansible_host") or masters[0]
         if "{{" in str(address):  # a template the inventory script did not resolve
             address = master.get("ansible_host") or masters[0]
+        vip = str(master.get("airflow_vip") or "")
+        if vip and "{{" not in vip:
+            address = vip
         credentials = Credentials.from_vault(inventory, password_file)
         api_port = master.get(
             "airflow_api_port", role_defaults("cluster_defaults")["airflow_api_port"]
