@@ -61,6 +61,8 @@ VAULT_SECRETS: dict[str, str] = {
     "vault_patroni_rest_password": "Patroni REST API user patroni (switchover, restart, config)",
     "vault_etcd_root_password": "etcd user root (enables and administers etcd's authentication)",
     "vault_etcd_patroni_password": "etcd user patroni (Patroni's keys only)",
+    "vault_etcd_airflow_password": "etcd user airflow (the masters' locks only)",
+    "vault_keepalived_password": "VRRP's shared secret of the masters' virtual IP (keepalived)",
     "vault_redis_replication_password": "Redis ACL user replica (replicas of the master)",
     "vault_redis_sentinel_password": "Redis Sentinel's password, and its ACL user sentinel",
 }

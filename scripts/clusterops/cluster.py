@@ -254,6 +254,8 @@ class Flower:
                 timeout=self.timeout,
             )
 
+        last: list[requests.Response] = []
+
         def answered() -> requests.Response | None:
             response = post()
             if response.status_code == HTTPStatus.NOT_FOUND:
@@ -261,14 +263,21 @@ class Flower:
                 # started since then knows none. Ask this worker, then try once more.
                 self.workers(name)
                 response = post()
-            # A 5xx is Flower's broker connection failing (a Redis master that has just
-            # become a replica): Flower reconnects on the next call. Anything else is final.
-            return None if response.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR else response
+            last[:] = [response]
+            # Tried again: a 5xx (Flower's broker connection failing over to a new Redis
+            # master; Flower reconnects on the next call) and a 403 (the worker's reply
+            # missed Flower's one-second wait, as on a busy host). Both calls can be
+            # repeated: a queue already added or cancelled answers "ok" again.
+            status = response.status_code
+            retry = status == HTTPStatus.FORBIDDEN or status >= HTTPStatus.INTERNAL_SERVER_ERROR
+            return None if retry else response
 
         try:
             response = wait_for(f"Flower to {action} on {name}", answered, self.timeout, 3)
-        except Failure as error:
-            raise Failure(f"Flower could not {action} queue '{queue}' of {name}: {error}") from None
+        except Failure:
+            if not last:
+                raise
+            response = last[0]
         if response.status_code != HTTPStatus.OK:
             raise Failure(
                 f"Flower could not {action} queue '{queue}' of {name}: "
@@ -286,7 +295,8 @@ class Flower:
 
 @dataclass(frozen=True)
 class Endpoints:
-    """Where a deployed cluster answers: the first master's API server and Flower."""
+    """Where a deployed cluster answers: the API server and Flower on the masters' virtual
+    IP (airflow_vip), or the first master's without one."""
 
     api: AirflowAPI
     flower: Flower
@@ -301,6 +311,9 @@ class Endpoints:
         address = master.get("cluster_address") or master.get("ansible_host") or masters[0]
         if "{{" in str(address):  # a template the inventory script did not resolve
             address = master.get("ansible_host") or masters[0]
+        vip = str(master.get("airflow_vip") or "")
+        if vip and "{{" not in vip:
+            address = vip
         credentials = Credentials.from_vault(inventory, password_file)
         api_port = master.get(
             "airflow_api_port", role_defaults("cluster_defaults")["airflow_api_port"]

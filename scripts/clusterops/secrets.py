@@ -88,6 +88,8 @@ _GENERATORS: dict[str, Callable[[], str]] = {
     "vault_patroni_rest_password": _random(32),
     "vault_etcd_root_password": _random(32),
     "vault_etcd_patroni_password": _random(32),
+    "vault_etcd_airflow_password": _random(32),
+    "vault_keepalived_password": _random(32),
     "vault_redis_replication_password": _random(32),
     "vault_redis_sentinel_password": _random(32),
 }

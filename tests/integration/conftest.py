@@ -13,12 +13,11 @@ import pytest
 import testinfra
 from testinfra.host import Host
 
-from clusterops import secrets
+from clusterops import runner, secrets
 from clusterops.cluster import AirflowAPI, Credentials, Endpoints, Flower, wait_for
 from clusterops.lab import hosts, topology
 from clusterops.lab.hosts import LabSpec
 from clusterops.paths import LAB_INVENTORY, LAB_VAULT_PASSWORD
-from clusterops.release import role_defaults
 
 
 def _spec() -> LabSpec:
@@ -39,10 +38,16 @@ def lab() -> LabSpec:
     return _spec()
 
 
-# The modules that break something (hosts killed, cut off, failed over) run last, in
+# The modules that break something (restarts, hosts killed, cut off, failed over) run last, in
 # this order, so that the tests before them see a cluster no fault has touched; then a
 # re-run of site.yml checks that what the faults left changes nothing.
-FAULT_MODULES = ("test_chaos_workers", "test_failover_data_tier", "test_redeploy")
+FAULT_MODULES = (
+    "test_rolling_restart",
+    "test_chaos_workers",
+    "test_chaos_masters",
+    "test_failover_data_tier",
+    "test_redeploy",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -79,10 +84,24 @@ def master(lab: LabSpec) -> str:
 
 
 @pytest.fixture(scope="session")
-def api(lab: LabSpec, master: str, credentials: Credentials) -> AirflowAPI:
-    address = lab.host(master).address
-    port = role_defaults("cluster_defaults")["airflow_api_port"]
-    return AirflowAPI(f"http://{address}:{port}", credentials.user, credentials.admin_password)
+def api(endpoints: Endpoints) -> AirflowAPI:
+    """The REST API as users reach it: on the masters' virtual IP."""
+    return endpoints.api
+
+
+@pytest.fixture(scope="session")
+def vip() -> str:
+    """The masters' virtual IP (inventories/lab/group_vars/all/cluster.yml)."""
+    hostvars, groups = runner.inventory_hostvars(LAB_INVENTORY)
+    return str(hostvars[groups["airflow_master"][0]]["airflow_vip"])
+
+
+@pytest.fixture(scope="session")
+def masters(lab: LabSpec) -> list[str]:
+    found = lab.group("airflow_master")
+    if len(found) < 2:  # a virtual IP and a lock need two masters to move between
+        pytest.skip("the lab has fewer than 2 masters")
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,6 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from clusterops.cluster import Credentials
-from clusterops.lab.hosts import LabSpec
 from clusterops.layout import LAYOUT
 
 pytestmark = pytest.mark.lab
@@ -51,8 +50,9 @@ def browser() -> Iterator[WebDriver]:
 
 
 @pytest.fixture(scope="module")
-def ui(lab: LabSpec, master: str) -> str:
-    return f"http://{lab.host(master).address}:{LAYOUT.api_port}"
+def ui(vip: str) -> str:
+    """The UI where users open it: airflow_base_url, on the masters' virtual IP."""
+    return f"http://{vip}:{LAYOUT.api_port}"
 
 
 def wait(browser: WebDriver, what: str, condition: Any) -> None:

@@ -18,6 +18,7 @@ from clusterops.layout import LAYOUT
 from clusterops.paths import LAB_INVENTORY, LAB_VAULT_PASSWORD
 
 from .conftest import lab_host
+from .masters import parsing, vip_holders
 
 pytestmark = pytest.mark.lab
 
@@ -33,10 +34,11 @@ def test_health_reports_every_component_healthy(api: AirflowAPI) -> None:
 
 
 @pytest.mark.parametrize("unit", MASTER_UNITS)
-def test_master_services_run_and_start_at_boot(lab: LabSpec, master: str, unit: str) -> None:
-    service = lab_host(lab, master).service(f"airflow-{unit}")
-    assert service.is_running
-    assert service.is_enabled
+def test_master_services_run_and_start_at_boot(lab: LabSpec, unit: str) -> None:
+    for name in lab.group("airflow_master"):
+        service = lab_host(lab, name).service(f"airflow-{unit}")
+        assert service.is_running, name
+        assert service.is_enabled, name
 
 
 def test_worker_services_run_and_start_at_boot(lab: LabSpec) -> None:
@@ -51,10 +53,32 @@ def listening(host: Host, port: int) -> set[str]:
     return {s.rsplit(":", 1)[0].removeprefix("tcp://") for s in sockets if s.endswith(f":{port}")}
 
 
-def test_master_listens_only_on_its_cluster_address(lab: LabSpec, master: str) -> None:
-    host, address = lab_host(lab, master), lab.host(master).address
-    for port in (LAYOUT.api_port, LAYOUT.flower_port, LAYOUT.scheduler_health_port):
-        assert listening(host, port) == {address}, port
+def test_masters_listen_only_on_their_cluster_address_and_the_vip(lab: LabSpec, vip: str) -> None:
+    for name in lab.group("airflow_master"):
+        host, address = lab_host(lab, name), lab.host(name).address
+        # HAProxy listens on the virtual IP on every master (a transparent bind).
+        for port in (LAYOUT.api_port, LAYOUT.flower_port):
+            assert listening(host, port) == {address, vip}, (name, port)
+        assert listening(host, LAYOUT.scheduler_health_port) == {address}, name
+
+
+def test_exactly_one_master_holds_the_vip_and_it_answers(
+    lab: LabSpec, masters: list[str], vip: str, api: AirflowAPI
+) -> None:
+    assert len(vip_holders(lab, vip)) == 1
+    assert vip in api.base_url
+    assert api.health()["metadatabase"]["status"] == "healthy"
+
+
+def test_the_vip_spreads_api_requests_over_every_master(lab: LabSpec, masters: list[str]) -> None:
+    holder = lab_host(lab, masters[0])
+    servers = proxy_servers(holder, "api_servers")
+    assert servers == dict.fromkeys(masters, "UP")
+
+
+def test_one_dag_processor_parses_at_a_time(lab: LabSpec, masters: list[str]) -> None:
+    """Every master runs airflow-dag-processor; only the lock's holder runs the parser."""
+    assert len(parsing(lab, masters)) == 1
 
 
 def proxy_servers(host: Host, backend: str = "masters") -> dict[str, str]:

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 import yaml
 from testinfra.host import Host
 
@@ -47,14 +48,24 @@ def test_anonymous_requests_are_refused(host: Host) -> None:
     assert "user name is empty" in output
 
 
-def test_patroni_reads_and_writes_its_prefix_only(host: Host) -> None:
-    password = secret("etcd_patroni")
-    prefix = DEFAULTS["etcd_patroni_prefix"]
-    assert etcdctl(host, "put", f"{prefix}probe", "1", user="patroni", password=password)[0] == 0
-    assert etcdctl(host, "get", f"{prefix}probe", user="patroni", password=password)[0] == 0
-    rc, output = etcdctl(host, "put", "/elsewhere", "1", user="patroni", password=password)
-    assert rc != 0 and "permission denied" in output
-    rc, output = etcdctl(host, "user", "list", user="patroni", password=password)
+# Each user besides root: its name, the secret it logs in with, its prefix.
+USERS = {
+    "patroni": ("etcd_patroni", DEFAULTS["etcd_patroni_prefix"]),
+    CLUSTER["airflow_etcd_user"]: ("etcd_airflow", CLUSTER["airflow_etcd_prefix"]),
+}
+
+
+@pytest.mark.parametrize("user", sorted(USERS))
+def test_each_user_reads_and_writes_its_prefix_only(host: Host, user: str) -> None:
+    name, prefix = USERS[user]
+    password = secret(name)
+    assert etcdctl(host, "put", f"{prefix}probe", "1", user=user, password=password)[0] == 0
+    assert etcdctl(host, "get", f"{prefix}probe", user=user, password=password)[0] == 0
+    other = next(p for p in (u[1] for u in USERS.values()) if p != prefix)
+    for key in ("/elsewhere", f"{other}probe"):
+        rc, output = etcdctl(host, "put", key, "1", user=user, password=password)
+        assert rc != 0 and "permission denied" in output, key
+    rc, output = etcdctl(host, "user", "list", user=user, password=password)
     assert rc != 0 and "permission denied" in output
 
 
