@@ -10,10 +10,11 @@ from clusterops.lab.hosts import LabSpec
 from .conftest import lab_host
 
 
-def vip_holders(lab: LabSpec, vip: str) -> list[str]:
-    """The masters that have the virtual IP on an interface."""
+def vip_holders(lab: LabSpec, vip: str, names: list[str] | None = None) -> list[str]:
+    """The masters (of `names`, default all; each must answer SSH) that have the virtual
+    IP on an interface."""
     found = []
-    for name in lab.group("airflow_master"):
+    for name in lab.group("airflow_master") if names is None else names:
         addresses = lab_host(lab, name).check_output("ip -o -4 address show")
         if f" {vip}/" in addresses:
             found.append(name)
