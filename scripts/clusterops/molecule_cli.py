@@ -53,7 +53,7 @@ LAB_ROLE_SCENARIOS = "playbooks/lab/roles/*/molecule/default/molecule.yml"
 AIRFLOW = ("role:airflow_master", "role:airflow_worker", "role:airflow_common")
 # Slowest first, by the durations of a full run (docs/benchmarks.md); the others follow.
 SLOWEST = (
-    "role:airflow_master", "scenario:patroni", "scenario:redis_sentinel",
+    "role:airflow_master", "scenario:pgbackrest", "scenario:patroni", "scenario:redis_sentinel",
     "role:airflow_worker", "role:airflow_common", "role:postgresql", "role:redis",
 )  # fmt: skip
 TAIL_LINES = 150
