@@ -1,10 +1,8 @@
-"""A change that restarts every Airflow service, under load: the deploy restarts the masters
-one at a time and the workers one at a time (each drained by its warm shutdown), so the UI
-and the REST API answer on the virtual IP all along, some worker consumes all along, and
-no task instance fails.
-
-The restart is forced as a configuration change would force it (airflow_master_restart and
-airflow_worker_restart, which the playbooks otherwise take from airflow_common's output).
+"""Every Airflow service restarted under load (`playbooks/restart.yml`, the same rolling
+plays a deploy runs after a change that needs a restart): the masters one at a time, each
+out of HAProxy meanwhile, and the workers one at a time, each drained by its warm shutdown.
+The UI and the REST API answer on the virtual IP all along, some worker consumes all along,
+and no task instance fails.
 """
 
 from __future__ import annotations
@@ -103,11 +101,7 @@ def test_forced_restart_rolls_through_masters_and_workers(
     since = time.time() - 1
     started = time.monotonic()
     with watched(f"http://{vip}:{LAYOUT.api_port}") as gaps:
-        for playbook, variable in (
-            ("playbooks/master.yml", "airflow_master_restart"),
-            ("playbooks/worker.yml", "airflow_worker_restart"),
-        ):
-            runner.run_playbook(LAB_INVENTORY, playbook, quiet=True, extravars={variable: True})
+        runner.run_playbook(LAB_INVENTORY, "playbooks/restart.yml", quiet=True)
     deploy = time.monotonic() - started
     state, holds = load.finish()
 
