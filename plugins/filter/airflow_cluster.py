@@ -343,6 +343,33 @@ def airflow_vip_problems(
     return problems
 
 
+def airflow_backup_problems(
+    repositories: object, members: object, cipher_pass: object
+) -> list[str]:
+    """What is wrong with the backups' hosts (groups pgbackrest_repo and postgres, by name)
+    and the repository's passphrase; nothing while the repository group is empty."""
+    repos = [str(host) for host in repositories] if isinstance(repositories, list | tuple) else []
+    if not repos:
+        return []
+    problems = []
+    if len(repos) != 1:
+        problems.append(
+            f"the pgbackrest_repo group has {len(repos)} hosts ({', '.join(repos)}): it takes "
+            "exactly one, the backups' repository"
+        )
+    pg = {str(host) for host in members} if isinstance(members, list | tuple) else set()
+    shared = [host for host in repos if host in pg]
+    if shared:
+        problems.append(
+            f"{', '.join(shared)} is in both pgbackrest_repo and postgres: the backups must "
+            "live on a host of their own, which survives the database's hosts"
+        )
+    secret = secret_problem("vault_pgbackrest_cipher_pass", cipher_pass)
+    if secret:
+        problems.append(secret)
+    return problems
+
+
 def _etcd_permissions(role_output: str) -> list[tuple[str, str]]:
     """(kind, text) of each permission line of `etcdctl role get` (kind: read or write)."""
     found = []
@@ -428,5 +455,6 @@ class FilterModule:
             "airflow_etcd_member_problems": airflow_etcd_member_problems,
             "airflow_etcd_missing_grants": airflow_etcd_missing_grants,
             "airflow_vip_problems": airflow_vip_problems,
+            "airflow_backup_problems": airflow_backup_problems,
             "airflow_role_defaults": airflow_role_defaults,
         }

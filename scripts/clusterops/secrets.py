@@ -71,6 +71,8 @@ class Secret:
     generate: Callable[[], str]
     # Letters, digits, '-', '_', '=' only (what the preflight check demands); False for keys.
     plain: bool = True
+    # Why --rotate must not replace it, when it must not (the old value is still needed).
+    not_rotatable: str = ""
 
 
 # How each secret every inventory needs (rules.VAULT_SECRETS: names, purposes, and the rule
@@ -146,9 +148,29 @@ AWS_EMULATOR_SECRETS: tuple[Secret, ...] = (
 )
 
 
+# Only for an inventory with a backup repository (group pgbackrest_repo, roles/pgbackrest).
+BACKUP_GROUP = "pgbackrest_repo"
+BACKUP_SECRETS: tuple[Secret, ...] = (
+    Secret(
+        "vault_pgbackrest_cipher_pass",
+        "passphrase of pgBackRest's encrypted repository (backups)",
+        _random(40),
+        not_rotatable=(
+            "the backups already in the repository stay encrypted with the old passphrase, "
+            "so a new one makes them unreadable; docs/backups.md says how to start a new "
+            "repository instead"
+        ),
+    ),
+)
+
+
 def secrets_for(groups: set[str]) -> tuple[Secret, ...]:
     """The secrets an inventory with these groups needs."""
-    return SECRETS + (AWS_EMULATOR_SECRETS if AWS_EMULATOR_GROUP in groups else ())
+    return (
+        SECRETS
+        + (BACKUP_SECRETS if BACKUP_GROUP in groups else ())
+        + (AWS_EMULATOR_SECRETS if AWS_EMULATOR_GROUP in groups else ())
+    )
 
 
 # Kept beside the secret they derive from, and renewed with it: (name, source, derive).
@@ -209,6 +231,11 @@ def complete(
     unknown = sorted(set(rotate) - set(names))
     if unknown:
         raise Failure(f"unknown secret(s) {', '.join(unknown)}; known: {', '.join(names)}", 2)
+    refused = [s for s in wanted if s.name in rotate and s.not_rotatable and current.get(s.name)]
+    if refused:
+        raise Failure(
+            "; ".join(f"{s.name} cannot be rotated: {s.not_rotatable}" for s in refused), 2
+        )
     values = dict(current)
     changed = []
     for secret in wanted:

@@ -25,10 +25,14 @@ with --vault-password-file or ANSIBLE_VAULT_PASSWORD_FILE, and keep it out of gi
 
 def _epilog() -> str:
     rows = "\n".join(f"  {s.name:<36} {s.purpose}" for s in secrets.SECRETS)
+    backup = "\n".join(f"  {s.name:<36} {s.purpose}" for s in secrets.BACKUP_SECRETS)
     aws = "\n".join(f"  {s.name:<36} {s.purpose}" for s in secrets.AWS_EMULATOR_SECRETS)
     return f"""\
 secrets:
 {rows}
+
+for an inventory with a backup repository (group {secrets.BACKUP_GROUP}; never rotated):
+{backup}
 
 and, for an inventory with the lab's AWS emulator (group {secrets.AWS_EMULATOR_GROUP}):
 {aws}

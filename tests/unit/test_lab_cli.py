@@ -28,7 +28,8 @@ def test_unknown_host_is_one_line_and_exit_2(lab_inventory: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: unknown lab host 'worker-9' (lab 'airflow-lab' has: "
-        "data-1, data-2, data-3, git-1, aws-1, master-1, master-2, worker-1, worker-2)"
+        "scratch-1, data-1, data-2, data-3, backup-1, git-1, aws-1, master-1, master-2, "
+        "worker-1, worker-2)"
     ]
 
 

@@ -21,8 +21,8 @@ def test_default_topology(lab_inventory: Path) -> None:
     assert spec.subnet == SUBNET
     names = sorted(h.name for h in spec.hosts)
     assert names == [
-        "aws-1", "data-1", "data-2", "data-3", "git-1", "master-1", "master-2", "worker-1",
-        "worker-2",
+        "aws-1", "backup-1", "data-1", "data-2", "data-3", "git-1", "master-1", "master-2",
+        "scratch-1", "worker-1", "worker-2",
     ]  # fmt: skip
     assert all(ipaddress.IPv4Address(h.address) in SUBNET for h in spec.hosts)
 

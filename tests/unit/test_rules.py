@@ -316,3 +316,31 @@ def test_vip_problems(vip: str, prefix: int, masters: list[str], problem: str) -
 
 def test_vip_in_the_masters_subnet_passes() -> None:
     assert F.airflow_vip_problems("10.0.0.10", 24, MASTERS, MASTERS[0]) == []
+
+
+GOOD_PASSPHRASE = "Q7" * 20
+
+
+@pytest.mark.parametrize(
+    ("repositories", "problem"),
+    [
+        (["backup-1", "backup-2"], "has 2 hosts (backup-1, backup-2)"),
+        (["db-1"], "db-1 is in both pgbackrest_repo and postgres"),
+    ],
+)
+def test_backup_hosts_problems(repositories: list[str], problem: str) -> None:
+    found = F.airflow_backup_problems(repositories, ["db-1", "db-2"], GOOD_PASSPHRASE)
+    assert len(found) == 1 and problem in found[0], found
+
+
+def test_backup_passphrase_is_checked_and_not_shown() -> None:
+    assert F.airflow_backup_problems(["backup-1"], ["db-1"], "") == [
+        "vault_pgbackrest_cipher_pass is missing"
+    ]
+    found = F.airflow_backup_problems(["backup-1"], ["db-1"], "short$1")
+    assert len(found) == 1 and "short$1" not in found[0]
+
+
+def test_no_backups_no_problem() -> None:
+    assert F.airflow_backup_problems([], ["db-1"], "") == []
+    assert F.airflow_backup_problems(["backup-1"], ["db-1"], GOOD_PASSPHRASE) == []

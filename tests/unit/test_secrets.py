@@ -132,3 +132,24 @@ def test_aws_emulator_keys_look_like_aws_keys() -> None:
     assert re.fullmatch(r"[A-Za-z0-9]{40}", values["vault_airflow_aws_secret_access_key"])
     again, _ = secrets.complete({}, (), wanted)
     assert again["vault_airflow_aws_access_key_id"] != values["vault_airflow_aws_access_key_id"]
+
+
+def test_backup_passphrase_only_for_an_inventory_with_a_repository() -> None:
+    names = {secret.name for secret in secrets.secrets_for({"postgres", "pgbackrest_repo"})}
+    assert "vault_pgbackrest_cipher_pass" in names
+    plain = {secret.name for secret in secrets.secrets_for({"postgres"})}
+    assert "vault_pgbackrest_cipher_pass" not in plain
+    values, _ = secrets.complete({}, (), secrets.secrets_for({"pgbackrest_repo"}))
+    assert re.fullmatch(r"[A-Za-z0-9]{40}", values["vault_pgbackrest_cipher_pass"])
+
+
+def test_backup_passphrase_is_never_rotated() -> None:
+    wanted = secrets.secrets_for({"pgbackrest_repo"})
+    current, _ = secrets.complete({}, (), wanted)
+    with pytest.raises(Failure, match="vault_pgbackrest_cipher_pass cannot be rotated"):
+        secrets.complete(current, ("vault_pgbackrest_cipher_pass",), wanted)
+    # Missing, it is generated: there is no repository it could belong to yet.
+    del current["vault_pgbackrest_cipher_pass"]
+    values, changed = secrets.complete(current, ("vault_pgbackrest_cipher_pass",), wanted)
+    assert changed == ["vault_pgbackrest_cipher_pass"]
+    assert values["vault_pgbackrest_cipher_pass"]

@@ -1,0 +1,136 @@
+"""The lab's backups: pgBackRest's repository on backup-1 holds a full backup of the
+metadata database and its archived WAL, and a restore drill brings Airflow's database back
+to a point in time onto the scratch host with `playbooks/restore.yml`, as an operator runs
+it. The markers are Airflow variables, set through the REST API: the one set before the
+target time is in the restored database, the one set after it is not.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any
+
+import pytest
+import requests
+from testinfra.backend.base import CommandResult
+from testinfra.host import Host
+
+from clusterops import runner
+from clusterops.cluster import AirflowAPI
+from clusterops.lab.hosts import LabSpec
+from clusterops.paths import LAB_INVENTORY
+
+from .conftest import lab_host
+from .faults import record
+
+pytestmark = pytest.mark.lab
+
+STANZA = "airflow"  # airflow_pgbackrest_stanza (roles/cluster_defaults)
+SCRATCH = "scratch-1"  # in no group of the lab inventory: the restores' host
+RESTORE_PORT = 5433  # pgbackrest_restore_port
+DATABASE = "airflow"
+
+
+@pytest.fixture(scope="module")
+def repository(lab: LabSpec) -> Host:
+    names = lab.group("pgbackrest_repo")
+    if not names:
+        pytest.skip("the lab has no backup repository (group pgbackrest_repo)")
+    return lab_host(lab, names[0])
+
+
+def pgbackrest(repository: Host, *args: str) -> CommandResult:
+    template = " ".join(["pgbackrest --stanza=%s"] + ["%s"] * len(args))
+    with repository.sudo("postgres"):
+        return repository.run(template, STANZA, *args)
+
+
+def stanza_info(repository: Host) -> dict[str, Any]:
+    result = pgbackrest(repository, "info", "--output=json")
+    assert result.rc == 0, result.stderr
+    stanzas = [s for s in json.loads(result.stdout) if s["name"] == STANZA]
+    assert len(stanzas) == 1, result.stdout
+    return dict(stanzas[0])
+
+
+def full_backup(repository: Host) -> float:
+    """A full backup through the role's unit, as its timer starts it; seconds taken."""
+    started = time.monotonic()
+    with repository.sudo():
+        result = repository.run("systemctl start pgbackrest-backup@full.service")
+    assert result.rc == 0, result.stderr
+    return time.monotonic() - started
+
+
+def restored_keys(scratch: Host, prefix: str) -> set[str]:
+    query = f"select key from variable where key like '{prefix}%'"  # noqa: S608 -- our uuid
+    with scratch.sudo("postgres"):
+        result = scratch.run("psql -p %s -d %s -XAtc %s", str(RESTORE_PORT), DATABASE, query)
+    assert result.rc == 0, result.stderr
+    return set(result.stdout.split())
+
+
+def test_the_repository_holds_a_full_backup_and_the_archived_wal(repository: Host) -> None:
+    stanza = stanza_info(repository)
+    assert stanza["status"]["code"] == 0, stanza["status"]
+    assert "full" in [backup["type"] for backup in stanza["backup"]], stanza["backup"]
+    assert stanza["cipher"] == "aes-256-cbc"
+    # A WAL segment switched on the primary reaches the repository (within 60 s).
+    checked = pgbackrest(repository, "check")
+    assert checked.rc == 0, checked.stderr or checked.stdout
+
+
+def test_the_backups_are_scheduled(repository: Host) -> None:
+    for kind in ("full", "diff"):
+        timer = repository.service(f"pgbackrest-backup-{kind}.timer")
+        assert timer.is_enabled and timer.is_running, kind
+
+
+def forget(api: AirflowAPI, key: str) -> None:
+    try:
+        api.request("DELETE", f"/api/v2/variables/{key}")
+    except requests.HTTPError as error:
+        if error.response is None or error.response.status_code != HTTPStatus.NOT_FOUND:
+            raise
+
+
+def test_point_in_time_restore_of_the_airflow_database(
+    lab: LabSpec, repository: Host, api: AirflowAPI
+) -> None:
+    prefix = f"restore-drill-{uuid.uuid4().hex[:12]}-"
+    before, after = prefix + "before", prefix + "after"
+    scratch = lab_host(lab, SCRATCH)
+    backup_seconds = full_backup(repository)
+    try:
+        api.request("POST", "/api/v2/variables", json={"key": before, "value": "kept"})
+        # Committed before the API answered; the next one starts after this instant (the
+        # lab's hosts share the controller's clock).
+        target = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+        api.request("POST", "/api/v2/variables", json={"key": after, "value": "not restored"})
+        # `check` switches the primary's WAL and waits until it is archived: the commit of
+        # the second variable, which ends the replay at the target, is in the archive.
+        checked = pgbackrest(repository, "check")
+        assert checked.rc == 0, checked.stderr or checked.stdout
+
+        started = time.monotonic()
+        runner.run_playbook(
+            LAB_INVENTORY, "playbooks/restore.yml", quiet=True,
+            extravars={"restore_host": SCRATCH, "restore_target": target},
+        )  # fmt: skip
+        restore_seconds = time.monotonic() - started
+        assert restored_keys(scratch, prefix) == {before}, f"target {target}"
+    finally:
+        forget(api, before)
+        forget(api, after)
+        with scratch.sudo():  # the restored server is not needed any more
+            scratch.run("systemctl stop postgresql@15-restore.service")
+    record(
+        "lab_backup_restore",
+        full_backup_seconds=round(backup_seconds, 1),
+        point_in_time_restore_seconds=round(restore_seconds, 1),
+        database_bytes=stanza_info(repository)["backup"][-1]["info"]["size"],
+    )
