@@ -31,8 +31,8 @@ AIRFLOW_WHEELHOUSE_DIR (the role variable airflow_wheelhouse_dir). Set
 AIRFLOW_WHEELHOUSE_DIR to another folder to use that one, or to nothing to make the hosts
 install from PyPI.
 
-Order: the slowest first, as measured (those installing Airflow, then the multi-host
-data tier scenarios), then the others by name; with 2 at a time the last to start are
+Order: the slowest first, as measured (those installing Airflow, then the data tier's
+roles), then the others by name; with 2 at a time the last to start are
 the short ones, so neither job idles long at the end.
 """
 
@@ -53,8 +53,8 @@ LAB_ROLE_SCENARIOS = "playbooks/lab/roles/*/molecule/default/molecule.yml"
 AIRFLOW = ("role:airflow_master", "role:airflow_worker", "role:airflow_common")
 # Slowest first, by the durations of a full run (docs/benchmarks.md); the others follow.
 SLOWEST = (
-    "role:airflow_master", "scenario:pgbackrest", "scenario:patroni", "scenario:redis_sentinel",
-    "role:airflow_worker", "role:airflow_common", "role:postgresql", "role:redis",
+    "role:airflow_master", "role:airflow_worker", "role:airflow_common", "role:postgresql",
+    "role:redis", "role:aws_emulator",
 )  # fmt: skip
 TAIL_LINES = 150
 # The wheelhouse of the Airflow hosts (roles/airflow_common), read by the molecule

@@ -39,13 +39,15 @@ def lab() -> LabSpec:
 
 
 # The modules that break something (restarts, hosts killed, cut off, failed over) run last, in
-# this order, so that the tests before them see a cluster no fault has touched; then a
-# re-run of site.yml checks that what the faults left changes nothing.
+# this order, so that the tests before them see a cluster no fault has touched; then the
+# backups' tests, whose restore replays the WAL across the failovers; then a re-run of
+# site.yml checks that what the faults left changes nothing.
 FAULT_MODULES = (
     "test_rolling_restart",
     "test_chaos_workers",
     "test_chaos_masters",
     "test_failover_data_tier",
+    "test_backups",
     "test_redeploy",
 )
 

@@ -1,8 +1,15 @@
-"""The lab's backups: pgBackRest's repository on backup-1 holds a full backup of the
-metadata database and its archived WAL, and a restore drill brings Airflow's database back
-to a point in time onto the scratch host with `playbooks/restore.yml`, as an operator runs
-it. The markers are Airflow variables, set through the REST API: the one set before the
-target time is in the restored database, the one set after it is not.
+"""The lab's backups: every PostgreSQL member archives its WAL with pgBackRest, the
+repository on backup-1 holds an encrypted full backup and the archived WAL, and a restore
+drill brings Airflow's database back to a point in time onto the scratch host with
+`playbooks/restore.yml`, as an operator runs it; the same playbook refuses a member of the
+cluster.
+
+These tests run after the fault tests (conftest.py's order): the primary has failed over
+and the Redis master moved by then, so `pgbackrest check` shows that archiving followed
+the new primary, and the drill restores the deploy's first full backup and replays the
+archived WAL across the failovers' timelines. Its markers are Airflow variables, set
+through the REST API: the one set before the target time is in the restored database, the
+one set after it is not.
 """
 
 from __future__ import annotations
@@ -74,14 +81,40 @@ def restored_keys(scratch: Host, prefix: str) -> set[str]:
     return set(result.stdout.split())
 
 
-def test_the_repository_holds_a_full_backup_and_the_archived_wal(repository: Host) -> None:
+def test_every_member_archives_with_pgbackrest(lab: LabSpec, repository: Host) -> None:
+    wanted = f"pgbackrest --stanza={STANZA} archive-push %p"
+    for name in lab.group("postgres"):
+        host = lab_host(lab, name)
+        for setting, value in (("archive_mode", "on"), ("archive_command", wanted)):
+            shown = host.run("sudo -u postgres psql -XAtq -d postgres -c %s", f"SHOW {setting}")
+            assert (shown.rc, shown.stdout.strip()) == (0, value), (name, shown.stderr)
+
+
+def test_the_repository_holds_an_encrypted_full_backup_and_the_archived_wal(
+    repository: Host,
+) -> None:
     stanza = stanza_info(repository)
     assert stanza["status"]["code"] == 0, stanza["status"]
     assert "full" in [backup["type"] for backup in stanza["backup"]], stanza["backup"]
     assert stanza["cipher"] == "aes-256-cbc"
-    # A WAL segment switched on the primary reaches the repository (within 60 s).
+    # Nothing in the repository is readable without the passphrase.
+    with repository.sudo():
+        plain = repository.run("grep -rl %s /var/lib/pgbackrest/backup", STANZA)
+    assert plain.rc == 1, f"plain text in the repository: {plain.stdout}"
+    # A WAL segment switched on the (new) primary reaches the repository (within 60 s).
     checked = pgbackrest(repository, "check")
     assert checked.rc == 0, checked.stderr or checked.stdout
+    assert stanza_info(repository)["archive"][-1]["max"]
+
+
+def test_restore_refuses_a_member_of_the_cluster(lab: LabSpec) -> None:
+    member = lab.group("postgres")[0]
+    with pytest.raises(runner.PlaybookFailure) as refused:
+        runner.run_playbook(
+            LAB_INVENTORY, "playbooks/restore.yml", quiet=True, extravars={"restore_host": member}
+        )
+    words = " ".join(str(refused.value).split())
+    assert f"restore_host {member} is a member of the postgres group" in words, words
 
 
 def test_the_backups_are_scheduled(repository: Host) -> None:
@@ -104,7 +137,6 @@ def test_point_in_time_restore_of_the_airflow_database(
     prefix = f"restore-drill-{uuid.uuid4().hex[:12]}-"
     before, after = prefix + "before", prefix + "after"
     scratch = lab_host(lab, SCRATCH)
-    backup_seconds = full_backup(repository)
     try:
         api.request("POST", "/api/v2/variables", json={"key": before, "value": "kept"})
         # Committed before the API answered; the next one starts after this instant (the
@@ -115,6 +147,9 @@ def test_point_in_time_restore_of_the_airflow_database(
         # the second variable, which ends the replay at the target, is in the archive.
         checked = pgbackrest(repository, "check")
         assert checked.rc == 0, checked.stderr or checked.stdout
+        # Measured here, not used: the restore to the target takes the latest backup that
+        # ended before it, the deploy's.
+        backup_seconds = full_backup(repository)
 
         started = time.monotonic()
         runner.run_playbook(

@@ -19,7 +19,7 @@ def test_every_role_scenario_and_no_benchmark_is_found() -> None:
     found = [s.name for s in molecule_cli.discover()]
     assert found[0] == MASTER
     assert found.index(WORKER) < found.index(COMMON) < found.index("role:redis")
-    assert found.index("scenario:patroni") < found.index("scenario:lab")
+    assert found.index("role:postgresql") < found.index("scenario:lab")
     assert set(OTHERS) <= set(found)
     assert "scenario:bench_local_executor" not in found
     assert len(found) == len(set(found))
