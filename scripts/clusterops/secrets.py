@@ -145,6 +145,16 @@ AWS_EMULATOR_SECRETS: tuple[Secret, ...] = (
         "ExternalId that the target account's role demands (AssumeRole)",
         _random(32),
     ),
+    Secret(
+        "vault_pgbackrest_s3_key",
+        "AWS access key id of pgBackRest's IAM user (the backups' bucket on the lab's emulator)",
+        _access_key_id,
+    ),
+    Secret(
+        "vault_pgbackrest_s3_key_secret",
+        "its secret access key",
+        _random(40),
+    ),
 )
 
 

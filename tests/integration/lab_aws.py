@@ -15,15 +15,19 @@ import yaml
 
 from clusterops import secrets
 from clusterops.lab.hosts import LabSpec
-from clusterops.paths import LAB_INVENTORY, LAB_VAULT_PASSWORD
+from clusterops.paths import LAB_INVENTORY, LAB_STATE_DIR, LAB_VAULT_PASSWORD
 
 SETTINGS_FILE = LAB_INVENTORY / "group_vars" / "all" / "aws.yml"
+EMULATOR_SETTINGS_FILE = LAB_INVENTORY / "group_vars" / "aws_emulator.yml"
 EMULATOR_PORT = 5000
+# The CA of the emulator's HTTPS port, copied here by playbooks/lab/aws.yml.
+EMULATOR_CA_FILE = LAB_STATE_DIR / "aws-emulator-ca.crt"
 
 
 @dataclass(frozen=True)
 class LabAws:
     endpoint_url: str
+    https_endpoint_url: str
     region: str
     accounts: dict[str, str]
     settings: dict[str, Any]
@@ -33,11 +37,13 @@ class LabAws:
     def load(cls, lab: LabSpec, settings_file: Path = SETTINGS_FILE) -> LabAws:
         settings = yaml.safe_load(settings_file.read_text())
         address = lab.host(lab.group("aws_emulator")[0]).address
+        tls_port = yaml.safe_load(EMULATOR_SETTINGS_FILE.read_text())["aws_emulator_tls_port"]
         vault = secrets.Vault(
             secrets.vault_file(LAB_INVENTORY), secrets.read_password(LAB_VAULT_PASSWORD)
         ).read()
         return cls(
             endpoint_url=f"http://{address}:{EMULATOR_PORT}",
+            https_endpoint_url=f"https://{address}:{tls_port}",
             region=settings["lab_aws_region"],
             accounts=dict(settings["lab_aws_accounts"]),
             settings=settings,
@@ -85,4 +91,15 @@ class LabAws:
             credentials["AccessKeyId"],
             credentials["SecretAccessKey"],
             credentials["SessionToken"],
+        )
+
+    def pgbackrest_user(self) -> Any:
+        """An S3 client with pgBackRest's key, through the HTTPS port, checking its CA."""
+        return boto3.client(
+            "s3",
+            endpoint_url=self.https_endpoint_url,
+            region_name=self.region,
+            aws_access_key_id=self.vault["vault_pgbackrest_s3_key"],
+            aws_secret_access_key=self.vault["vault_pgbackrest_s3_key_secret"],
+            verify=str(EMULATOR_CA_FILE),
         )

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
+import botocore.exceptions
 import pytest
 import requests
 from testinfra.backend.base import CommandResult
@@ -33,6 +34,7 @@ from clusterops.paths import LAB_INVENTORY
 
 from .conftest import lab_host
 from .faults import record
+from .lab_aws import LabAws
 
 pytestmark = pytest.mark.lab
 
@@ -40,6 +42,7 @@ STANZA = "airflow"  # airflow_pgbackrest_stanza (roles/cluster_defaults)
 SCRATCH = "scratch-1"  # in no group of the lab inventory: the restores' host
 RESTORE_PORT = 5433  # pgbackrest_restore_port
 DATABASE = "airflow"
+S3_REPO = 2  # the copy in S3 (pgbackrest_s3_bucket in inventories/lab/group_vars/all/aws.yml)
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +74,11 @@ def full_backup(repository: Host) -> float:
         result = repository.run("systemctl start pgbackrest-backup@full.service")
     assert result.rc == 0, result.stderr
     return time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def aws(lab: LabSpec) -> LabAws:
+    return LabAws.load(lab)
 
 
 def restored_keys(scratch: Host, prefix: str) -> set[str]:
@@ -123,6 +131,42 @@ def test_the_backups_are_scheduled(repository: Host) -> None:
         assert timer.is_enabled and timer.is_running, kind
 
 
+def test_the_s3_copy_holds_an_encrypted_full_backup(repository: Host, aws: LabAws) -> None:
+    stanza = stanza_info(repository)
+    repos = {repo["key"]: repo["status"]["code"] for repo in stanza["repo"]}
+    assert repos == {1: 0, S3_REPO: 0}, stanza["repo"]
+    in_s3 = [b["type"] for b in stanza["backup"] if b["database"]["repo-key"] == S3_REPO]
+    assert "full" in in_s3, stanza["backup"]
+    # What pgBackRest wrote through the emulator's HTTPS port, read back as its IAM user:
+    # the backup's files and the archived WAL, none readable without the passphrase.
+    bucket, prefix = aws.settings["lab_aws_backup_bucket"], "airflow-lab/"
+    s3 = aws.pgbackrest_user()
+    keys = [
+        item["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for item in page.get("Contents", [])
+    ]
+    assert any(key.startswith(f"{prefix}archive/{STANZA}/") for key in keys), keys[:20]
+    backup_files = [key for key in keys if key.startswith(f"{prefix}backup/{STANZA}/")]
+    assert backup_files, keys[:20]
+    plain = [
+        key
+        for key in backup_files
+        if STANZA.encode() in s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    ]
+    assert plain == [], f"plain text in the S3 repository: {plain}"
+    # Its key opens the backups' bucket and nothing else.
+    with pytest.raises(botocore.exceptions.ClientError) as denied:
+        s3.list_objects_v2(Bucket=aws.settings["lab_aws_log_bucket"])
+    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+
+
+def test_the_s3_backups_are_scheduled(repository: Host) -> None:
+    for kind in ("full", "diff"):
+        timer = repository.service(f"pgbackrest-backup-s3-{kind}.timer")
+        assert timer.is_enabled and timer.is_running, kind
+
+
 def forget(api: AirflowAPI, key: str) -> None:
     try:
         api.request("DELETE", f"/api/v2/variables/{key}")
@@ -169,3 +213,26 @@ def test_point_in_time_restore_of_the_airflow_database(
         point_in_time_restore_seconds=round(restore_seconds, 1),
         database_bytes=stanza_info(repository)["backup"][-1]["info"]["size"],
     )
+
+
+def test_restore_from_the_s3_copy(lab: LabSpec, repository: Host, api: AirflowAPI) -> None:
+    """The copy in S3 alone brings the database back: its own full backup and the WAL the
+    primary pushed there, up to a variable set just before."""
+    key = f"restore-s3-{uuid.uuid4().hex[:12]}"
+    scratch = lab_host(lab, SCRATCH)
+    try:
+        api.request("POST", "/api/v2/variables", json={"key": key, "value": "from s3"})
+        checked = pgbackrest(repository, "check")  # that commit's WAL is in both repositories
+        assert checked.rc == 0, checked.stderr or checked.stdout
+        started = time.monotonic()
+        runner.run_playbook(
+            LAB_INVENTORY, "playbooks/restore.yml", quiet=True,
+            extravars={"restore_host": SCRATCH, "restore_repo": S3_REPO},
+        )  # fmt: skip
+        restore_seconds = time.monotonic() - started
+        assert restored_keys(scratch, key) == {key}
+    finally:
+        forget(api, key)
+        with scratch.sudo():
+            scratch.run("systemctl stop postgresql@15-restore.service")
+    record("lab_backup_restore_s3", restore_latest_seconds=round(restore_seconds, 1))

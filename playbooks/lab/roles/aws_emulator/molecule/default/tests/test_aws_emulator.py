@@ -1,8 +1,10 @@
 """The emulator runs as a service on the cluster address, with authentication and IAM on:
-a seeded key works in its own account, an unknown key and a key without a policy are refused."""
+a seeded key works in its own account, an unknown key and a key without a policy are refused.
+Its HTTPS port is the same emulator, with a certificate of the host's CA."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -65,3 +67,27 @@ def test_iam_policies_are_enforced(host: Host) -> None:
         assert refused.value.response["Error"]["Code"] == "AccessDenied"
     finally:
         admin.delete_bucket(Bucket=name)
+
+
+def test_https_port_serves_the_same_emulator_with_the_hosts_ca(host: Host, tmp_path: Path) -> None:
+    address = host.ansible.get_variables()["ansible_host"]
+    assert host.socket(f"tcp://{address}:5443").is_listening
+    with host.sudo():
+        assert host.file("/etc/aws-emulator/tls/ca.key").mode == 0o600
+        ca_file = tmp_path / "ca.crt"
+        ca_file.write_text(host.file("/etc/aws-emulator/tls/ca.crt").content_string)
+    name = "molecule-https"
+    plain = client(host, "s3", ADMIN)
+    plain.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    try:
+        secure = boto3.client(
+            "s3",
+            endpoint_url=f"https://{address}:5443",
+            region_name="eu-west-1",
+            aws_access_key_id=ADMIN[0],
+            aws_secret_access_key=ADMIN[1],
+            verify=str(ca_file),
+        )
+        assert name in [bucket["Name"] for bucket in secure.list_buckets()["Buckets"]]
+    finally:
+        plain.delete_bucket(Bucket=name)
