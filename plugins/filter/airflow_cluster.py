@@ -15,6 +15,10 @@ Each rule is written here once. The preflight play, the roles and the Python scr
                                 or revoke
   airflow_vip_problems          the masters' virtual IP, its prefix, the masters' addresses
                                 and this master's -> what is wrong
+  airflow_address_problems      an Airflow host's cluster_address -> what is wrong (it must
+                                be an IP address: pg_hba.conf admits the hosts by it)
+  airflow_pg_hba_address        an IP address -> pg_hba.conf's ADDRESS for that host alone
+                                (/32 for IPv4, /128 for IPv6)
   airflow_role_defaults         a role's name -> its defaults/main.yml as written, for a
                                 play that sizes or checks other hosts by a role's defaults
 
@@ -280,6 +284,49 @@ def airflow_database_connections(
     return math.ceil(needed / DB_CONNECTIONS_STEP) * DB_CONNECTIONS_STEP
 
 
+# --- Addresses -------------------------------------------------------------------------
+
+
+def ip_address(value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """`value` as an IP address, or None: a DNS name, an IPv6 address with a zone
+    (fe80::1%eth0, which pg_hba.conf cannot take) or anything else."""
+    try:
+        address = ipaddress.ip_address(str(value))
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
+        return None
+    return address
+
+
+def airflow_address_problems(address: object) -> list[str]:
+    """What is wrong with an Airflow host's cluster_address: PostgreSQL's pg_hba.conf admits
+    the Airflow hosts by it, and takes IP addresses only."""
+    if ip_address(address) is not None:
+        return []
+    return [
+        f"cluster_address '{address}' is not an IPv4 or IPv6 address (pg_hba.conf and the "
+        "allow-lists are built from it): set the host's ansible_host, or its cluster_address, "
+        "to its IP address"
+    ]
+
+
+def airflow_pg_hba_address(address: object) -> str:
+    """pg_hba.conf's ADDRESS admitting this one host: /32 for IPv4, /128 for IPv6.
+
+    The address is kept as written, so an IPv4 line reads as it always did. Anything but an
+    IP address is an error: a DNS name would make pg_hba.conf invalid and PostgreSQL would
+    not start again (the preflight names the host before: airflow_address_problems).
+    """
+    found = ip_address(address)
+    if found is None:
+        raise ValueError(
+            f"pg_hba.conf admits hosts by IP address, and '{address}' is not one: set that "
+            "host's cluster_address (or ansible_host) to its IPv4 or IPv6 address"
+        )
+    return f"{address}/{found.max_prefixlen}"
+
+
 # --- etcd ------------------------------------------------------------------------------
 
 # Sizes of an etcd cluster that tolerate the loss of (size - 1) // 2 members; an even size
@@ -455,6 +502,8 @@ class FilterModule:
             "airflow_etcd_member_problems": airflow_etcd_member_problems,
             "airflow_etcd_missing_grants": airflow_etcd_missing_grants,
             "airflow_vip_problems": airflow_vip_problems,
+            "airflow_address_problems": airflow_address_problems,
+            "airflow_pg_hba_address": airflow_pg_hba_address,
             "airflow_backup_problems": airflow_backup_problems,
             "airflow_role_defaults": airflow_role_defaults,
         }

@@ -1,8 +1,8 @@
 """The cluster's rules, from the one place they are written: plugins/filter/airflow_cluster.py.
 
 That file is an Ansible filter plugin (the preflight play and the roles call it); the
-scripts load it here so that a worker's queues, its concurrency and the vault's secrets are
-checked against the same rules before anything runs.
+scripts load it here so that a worker's address, queues and concurrency and the vault's
+secrets are checked against the same rules before anything runs.
 """
 
 from __future__ import annotations
@@ -38,3 +38,8 @@ def secret_problems(secrets: dict[str, str]) -> list[str]:
 def worker_problems(queues: list[str], concurrency: int) -> list[str]:
     """What is wrong with a worker's queues and concurrency, as the roles check them."""
     return list(_RULES.airflow_worker_problems(queues, concurrency))
+
+
+def is_ip_address(address: str) -> bool:
+    """Whether `address` is an IP address pg_hba.conf can admit, as the preflight checks it."""
+    return not _RULES.airflow_address_problems(address)

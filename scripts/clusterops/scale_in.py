@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import requests
+
 from clusterops import runner
-from clusterops.cluster import Endpoints, wait_for
+from clusterops.cluster import Endpoints, Flower, wait_for
 from clusterops.console import Failure, info, step, warn
 from clusterops.inventory import Inventory
 from clusterops.scale_out import ssh_exit_code
@@ -14,9 +16,12 @@ from clusterops.workers import (
     WORKER_GROUP,
     Drain,
     Exit,
+    FlowerUnanswered,
     RunningTask,
+    WorkerReport,
     celery_name,
     check_known,
+    flower_error,
     read_worker,
 )
 
@@ -32,17 +37,46 @@ class Removal:
     interval: float = 2.0
 
 
+def _first_report(flower: Flower, name: str) -> WorkerReport | None:
+    """What the worker holds before the drain starts: Flower must answer."""
+    try:
+        return read_worker(flower, name)
+    except requests.RequestException as error:
+        raise Failure(
+            f"Flower at {flower.base_url} did not answer ({flower_error(error)}): cannot tell "
+            f"whether {name} holds tasks; nothing was changed",
+            Exit.FAILED,
+        ) from None
+
+
+def _given_back(drain: Drain, unanswered: FlowerUnanswered, host: str) -> Failure:
+    """After a drain Flower left unanswered: the worker's queues back, and what to say."""
+    try:
+        drain.resume()
+    except (Failure, requests.RequestException) as error:
+        return Failure(
+            f"{unanswered}; its queues could not be given back either ({error}): restart "
+            f"airflow-worker.service on {host} so that it takes tasks again",
+            Exit.FAILED,
+        )
+    return Failure(f"{unanswered}; it takes tasks again and stays in the inventory", Exit.FAILED)
+
+
 def _drain(endpoints: Endpoints, removal: Removal) -> tuple[Drain, list[RunningTask]]:
-    """Stop the worker consuming and wait for its tasks; resume it again on a timeout."""
+    """Stop the worker consuming and wait for its tasks; resume it again on a timeout, or
+    when Flower stopped answering (then whether it still holds tasks is unknown)."""
     name = celery_name(removal.name)
     drain = Drain(endpoints.flower, name, removal.timeout, removal.interval)
-    report = read_worker(endpoints.flower, name)
+    report = _first_report(endpoints.flower, name)
     if report is None:
         warn(f"{name} does not answer Celery: nothing to drain (is the worker stopped?)")
         return drain, []
     with step(f"Draining {name} (waiting up to {removal.timeout:.0f}s for its tasks)"):
         drain.stop_consuming(report)
-        left = drain.wait()
+        try:
+            left = drain.wait()
+        except FlowerUnanswered as unanswered:
+            raise _given_back(drain, unanswered, removal.name) from None
     if not left:
         info(f"    {name} holds no task any more")
         return drain, []

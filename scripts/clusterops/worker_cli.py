@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import time
 from pathlib import Path
@@ -47,7 +48,9 @@ stops and disables airflow-worker.service, copies the worker's task logs to ever
 PostgreSQL's pg_hba.conf so it is no longer admitted.
 
 Running tasks are never killed: if some still run after --timeout seconds, the worker
-goes back to taking tasks, stays in the inventory and the command exits with code 8.
+goes back to taking tasks, stays in the inventory and the command exits with code 8. A
+Flower that does not answer is asked again until then; still silent, nobody can tell
+whether the worker is drained: it likewise takes tasks again and stays (exit code 1).
 Only --force kills them after the timeout (Airflow then fails them, or retries those with
 retries left) and removes a worker whose host no longer answers.
 """
@@ -71,6 +74,19 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
         "--lab", action="store_true",
         help="the inventory is the lab's: also create (or delete) the lab host",
     )  # fmt: skip
+
+
+def _seconds(text: str) -> float:
+    """--timeout: a finite number of seconds above 0. nan passes any `<= 0` test (it
+    compares false to everything) and inf never ends, so both are refused by name."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        # argparse prefixes "argument --timeout: " and exits with 2, Exit.INVALID.
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+    return seconds
 
 
 def _queues(text: str) -> tuple[str, ...]:
@@ -97,8 +113,8 @@ def add_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument("--user", help="SSH user (default: the inventory's ansible_user)")
     parser.add_argument(
-        "--timeout", type=float, default=180,
-        help="seconds to wait for the deployed worker to answer (default 180)",
+        "--timeout", type=_seconds, default=180,
+        help="seconds (> 0) to wait for the deployed worker to answer (default 180)",
     )  # fmt: skip
     _common_options(parser)
     return parser
@@ -108,8 +124,8 @@ def remove_parser() -> argparse.ArgumentParser:
     parser = cli_parser("remove_worker.py", REMOVE_DESCRIPTION, REMOVE_EPILOG)
     parser.add_argument("name", help="inventory name of the worker, e.g. worker-3")
     parser.add_argument(
-        "--timeout", type=float, default=3600,
-        help="seconds to wait for its running tasks (default 3600)",
+        "--timeout", type=_seconds, default=3600,
+        help="seconds (> 0) to wait for its running tasks (default 3600)",
     )  # fmt: skip
     parser.add_argument(
         "--force", action="store_true",
@@ -131,8 +147,6 @@ def _inventory(args: argparse.Namespace) -> tuple[Path, Path]:
 
     The vault password file is handed to every Ansible run through the environment.
     """
-    if args.timeout <= 0:
-        raise Failure(f"--timeout must be positive (seconds), not {args.timeout:g}", Exit.INVALID)
     inventory_dir = args.inventory if args.inventory.is_dir() else args.inventory.parent
     os.environ["ANSIBLE_VAULT_PASSWORD_FILE"] = str(args.vault_password_file.resolve())
     return inventory_dir, hosts_file(args.inventory)

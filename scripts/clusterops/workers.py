@@ -6,7 +6,6 @@ new worker's settings, reading what a worker runs, and draining it.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 import time
@@ -15,6 +14,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
+import requests
+
 from clusterops import rules
 from clusterops.cluster import Flower
 from clusterops.console import Failure, info
@@ -22,7 +23,6 @@ from clusterops.inventory import HOST_NAME, Inventory
 from clusterops.release import role_defaults
 
 WORKER_GROUP = "airflow_worker"
-DNS_NAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$")
 
 
 class Exit(IntEnum):
@@ -74,8 +74,8 @@ class WorkerSpec:
             )
         if not valid_address(self.address):
             raise Failure(
-                f"invalid address '{self.address}' for {self.name}: give an IPv4 or IPv6 "
-                "address or a DNS name",
+                "--address must be an IPv4 or IPv6 address (pg_hba.conf and the allow-lists "
+                f"are built from it), not '{self.address}'",
                 Exit.INVALID,
             )
         # The role's rule (plugins/filter/airflow_cluster.py); what is not given, the
@@ -105,11 +105,9 @@ class WorkerSpec:
 
 
 def valid_address(address: str) -> bool:
-    try:
-        ipaddress.ip_address(address)
-    except ValueError:
-        return bool(DNS_NAME.match(address)) and not address.replace(".", "").isdigit()
-    return True
+    """An IP address, not a DNS name: PostgreSQL admits the worker by it in pg_hba.conf,
+    where a name would keep PostgreSQL from starting (the preflight's rule)."""
+    return rules.is_ip_address(address)
 
 
 def check_new(inventory: Inventory, spec: WorkerSpec) -> None:
@@ -216,8 +214,29 @@ class WorkerReport:
 
 
 def read_worker(flower: Flower, name: str) -> WorkerReport | None:
+    """The worker's report; None when Flower answers that it is offline or unknown.
+
+    Raises requests.RequestException when Flower does not answer (refused, timed out, an
+    HTTP error): that says nothing about the worker.
+    """
     report = flower.worker(name)
     return None if report is None else WorkerReport.parse(name, report)
+
+
+def flower_error(error: requests.RequestException) -> str:
+    """Why Flower did not answer, in a few words (requests' message repeats the URL and
+    urllib3's internals)."""
+    if isinstance(error, requests.HTTPError) and error.response is not None:
+        return f"HTTP {error.response.status_code}"
+    if isinstance(error, requests.Timeout):
+        return "timed out"
+    found = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(error))
+    return found.group(1).strip() if found else type(error).__name__
+
+
+class FlowerUnanswered(Failure):
+    """Flower did not answer until the drain's deadline: whether the worker still holds
+    tasks is unknown, so it must not be removed."""
 
 
 @dataclass
@@ -231,6 +250,7 @@ class Drain:
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
     cancelled: list[str] = field(default_factory=list)
+    last_error: str = ""  # why Flower did not answer, the last time it did not
 
     def stop_consuming(self, report: WorkerReport) -> None:
         for queue in report.queues:
@@ -246,21 +266,56 @@ class Drain:
             info(f"    {self.name} takes tasks again from: {', '.join(self.cancelled)}")
         self.cancelled.clear()
 
+    def poll(self) -> list[RunningTask] | None:
+        """The tasks the worker holds (none once Flower answers that it is offline or
+        unknown), or None when Flower did not answer: then nobody can tell."""
+        try:
+            report = read_worker(self.flower, self.name)
+        except requests.RequestException as error:
+            self.last_error = flower_error(error)
+            return None
+        return [] if report is None else report.tasks
+
     def wait(self) -> list[RunningTask]:
-        """Wait until the worker holds no task; return those still held at the timeout."""
+        """Wait until the worker holds no task; return those still held at the timeout.
+
+        An unanswered Flower is asked again until the deadline; still silent then, this
+        raises FlowerUnanswered (an idle worker and a silent Flower look alike otherwise).
+        """
         deadline = self.clock() + self.timeout
         shown = ""
+        silent_since: float | None = None
         while True:
-            report = read_worker(self.flower, self.name)
-            tasks = [] if report is None else report.tasks
-            if not tasks:
-                return []
+            asked = self.clock()
+            tasks = self.poll()
             now = self.clock()
-            lines = "\n".join(f"      {t.describe(now)}" for t in tasks)
-            labels = ",".join(sorted(t.label for t in tasks))
-            if labels != shown:
-                info(f"    {len(tasks)} task(s) still on {self.name}:\n{lines}")
-                shown = labels
-            if now >= deadline:
-                return tasks
+            if tasks is None:
+                if silent_since is None:
+                    silent_since = asked
+                    info(f"    Flower does not answer ({self.last_error}): asking again")
+                if now >= deadline:
+                    raise self._unanswered(now - silent_since)
+            elif not tasks:
+                return []
+            else:
+                silent_since = None
+                shown = self._show(tasks, now, shown)
+                if now >= deadline:
+                    return tasks
             self.sleep(min(self.interval, max(0.0, deadline - now)))
+
+    def _show(self, tasks: list[RunningTask], now: float, shown: str) -> str:
+        """Print the tasks unless they are those shown last; return what is shown now."""
+        labels = ",".join(sorted(t.label for t in tasks))
+        if labels != shown:
+            lines = "\n".join(f"      {t.describe(now)}" for t in tasks)
+            info(f"    {len(tasks)} task(s) still on {self.name}:\n{lines}")
+        return labels
+
+    def _unanswered(self, seconds: float) -> FlowerUnanswered:
+        return FlowerUnanswered(
+            f"Flower at {self.flower.base_url} did not answer for {seconds:.0f} s "
+            f"({self.last_error}): cannot tell whether {self.name} is drained; "
+            "nothing was removed",
+            Exit.FAILED,
+        )

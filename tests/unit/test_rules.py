@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -344,3 +345,95 @@ def test_backup_passphrase_is_checked_and_not_shown() -> None:
 def test_no_backups_no_problem() -> None:
     assert F.airflow_backup_problems([], ["db-1"], "") == []
     assert F.airflow_backup_problems(["backup-1"], ["db-1"], GOOD_PASSPHRASE) == []
+
+
+ADDRESS_PROBLEM = "is not an IPv4 or IPv6 address (pg_hba.conf and the allow-lists are built"
+
+
+@pytest.mark.parametrize("address", ["10.0.1.31", "fd00::17", "2001:db8::a:1"])
+def test_an_ip_address_is_a_cluster_address(address: str) -> None:
+    assert F.airflow_address_problems(address) == []
+    assert rules.is_ip_address(address)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["db.example.com", "worker-3", "", None, "10.0.0.300", "10.0.1.0/24", "fe80::1%eth0"],
+)
+def test_anything_else_is_named(address: object) -> None:
+    found = F.airflow_address_problems(address)
+    assert found == [
+        f"cluster_address '{address}' {ADDRESS_PROBLEM} from it): set the host's ansible_host, "
+        "or its cluster_address, to its IP address"
+    ]
+    assert not rules.is_ip_address(str(address))
+
+
+@pytest.mark.parametrize(
+    ("address", "entry"),
+    [("10.0.1.31", "10.0.1.31/32"), ("fd00::17", "fd00::17/128"), ("FD00:0::1", "FD00:0::1/128")],
+)
+def test_pg_hba_admits_one_host_per_address(address: str, entry: str) -> None:
+    assert F.airflow_pg_hba_address(address) == entry
+
+
+@pytest.mark.parametrize("address", ["db.example.com", "fe80::1%eth0", "10.0.1.0/24"])
+def test_pg_hba_refuses_what_is_no_ip_address(address: str) -> None:
+    with pytest.raises(ValueError, match=f"'{re.escape(address)}' is not one"):
+        F.airflow_pg_hba_address(address)
+
+
+def ansible_adhoc(tmp_path: Path, host: str, module: str, args: object, *extra: str) -> str:
+    """An ad hoc run of `module` on the controller, as inventory host `host`: its output."""
+    ansible = Path(sys.executable).parent / "ansible"
+    run = subprocess.run(
+        [str(ansible), host, "-i", f"{host},", "-c", "local", "-m", module,
+         "-a", json.dumps(args), *extra],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, check=False,
+        env={**os.environ, "ANSIBLE_LOCAL_TEMP": str(tmp_path)},
+    )  # fmt: skip
+    return run.stdout
+
+
+def test_pg_hba_lines_of_the_airflow_hosts(tmp_path: Path) -> None:
+    """roles/postgresql's pg_hba.conf, rendered by Ansible: IPv4 lines as they always were."""
+    variables = {
+        "postgresql_replication_user": "replicator",
+        "postgresql_members": ["10.0.0.12", "10.0.0.11"],
+        "postgresql_client_addresses": ["10.0.1.31", "fd00::17", "10.0.1.101", "10.0.1.31"],
+        "postgresql_airflow_database": "airflow",
+        "postgresql_airflow_user": "airflow",
+    }
+    output = ansible_adhoc(
+        tmp_path, "localhost", "ansible.builtin.debug", {"msg": "{{ __postgresql_pg_hba }}"},
+        "-e", f"@{PROJECT_ROOT / 'roles/postgresql/vars/main.yml'}", "-e", json.dumps(variables),
+    )  # fmt: skip
+    lines = json.loads(output[output.index("{") :])["msg"]
+    assert lines[-3:] == [
+        "host airflow airflow 10.0.1.101/32 scram-sha-256",
+        "host airflow airflow 10.0.1.31/32 scram-sha-256",
+        "host airflow airflow fd00::17/128 scram-sha-256",
+    ]
+    assert "host replication replicator 10.0.0.11/32 scram-sha-256" in lines
+
+
+def preflight_task(name: str) -> dict[str, Any]:
+    plays = yaml.safe_load((PROJECT_ROOT / "playbooks/preflight.yml").read_text())
+    tasks = [task for play in plays for task in play.get("tasks", [])]
+    found: dict[str, Any] = next(task for task in tasks if task["name"] == name)
+    return found
+
+
+def test_preflight_names_an_airflow_host_whose_address_is_a_dns_name(tmp_path: Path) -> None:
+    task = preflight_task(
+        "Check that every Airflow host's and PostgreSQL member's address is an IP address"
+    )
+    assert "inventory_hostname in groups['airflow']" in task["when"]
+    assert "groups.get('postgres', [])" in task["when"]
+    variables = {**task["vars"], "cluster_address": "worker-9.example.com"}
+    output = ansible_adhoc(
+        tmp_path, "worker-9", "ansible.builtin.assert", task["ansible.builtin.assert"],
+        "-e", json.dumps(variables),
+    )  # fmt: skip
+    assert "worker-9 | FAILED!" in output
+    assert f"worker-9: cluster_address 'worker-9.example.com' {ADDRESS_PROBLEM}" in output

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from clusterops import worker_cli
+from clusterops import runner, worker_cli
+from clusterops.cluster import Endpoints
 from clusterops.console import Failure
 from clusterops.inventory import Inventory
+from clusterops.lab import members
 from clusterops.runner import HostFailure
 from clusterops.scale_out import ssh_exit_code
 from clusterops.workers import (
@@ -34,15 +38,45 @@ ARGS = (
 @pytest.fixture(autouse=True)
 def _keep_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLIs export the vault password file for Ansible: undone after each test."""
-    monkeypatch.delenv("ANSIBLE_VAULT_PASSWORD_FILE", raising=False)
+    # Set first: delenv of a variable that is not set records nothing to undo.
+    monkeypatch.setenv("ANSIBLE_VAULT_PASSWORD_FILE", "")
+    monkeypatch.delenv("ANSIBLE_VAULT_PASSWORD_FILE")
+
+
+def address_refused(address: str) -> str:
+    """The message, as a pattern, that refuses `address` for --address."""
+    return re.escape(
+        "--address must be an IPv4 or IPv6 address (pg_hba.conf and the allow-lists are built "
+        f"from it), not '{address}'"
+    )
+
+
+class Reached(Exception):
+    """The CLI went past its checks, to the cluster or the inventory's hosts."""
+
+
+@pytest.fixture
+def nothing_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Anything past the checks raises Reached: no Ansible run, no Flower, no cluster."""
+
+    def reached(*args: object, **kwargs: object) -> None:
+        raise Reached
+
+    monkeypatch.setattr(Endpoints, "from_inventory", reached)
+    monkeypatch.setattr(runner, "run_playbook", reached)
+    monkeypatch.setattr(runner, "run_module", reached)
+    monkeypatch.setattr(members, "create", reached)
 
 
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
         (WorkerSpec("Worker_3", "10.0.0.3"), "invalid worker name 'Worker_3'"),
-        (WorkerSpec("worker-3", "10.0.0.300"), "invalid address '10.0.0.300'"),
-        (WorkerSpec("worker-3", "bad host!"), "invalid address"),
+        (WorkerSpec("worker-3", "10.0.0.300"), address_refused("10.0.0.300")),
+        (WorkerSpec("worker-3", "bad host!"), address_refused("bad host!")),
+        (WorkerSpec("worker-3", "db.example.com"), address_refused("db.example.com")),
+        (WorkerSpec("worker-3", "fe80::1%eth0"), address_refused("fe80::1%eth0")),
+        (WorkerSpec("worker-3", "10.0.1.0/24"), address_refused("10.0.1.0/24")),
         (WorkerSpec("worker-3", "10.0.0.3", ("default", "a b")), "'a b' must be 1 to 200"),
         (WorkerSpec("worker-3", "10.0.0.3", ("q", "q")), "lists a queue twice"),
         (WorkerSpec("worker-3", "10.0.0.3", concurrency=0), "from 1 to 256 .got 0"),
@@ -56,7 +90,7 @@ def test_bad_settings_are_named(spec: WorkerSpec, message: str) -> None:
     assert caught.value.exit_code == Exit.INVALID
 
 
-@pytest.mark.parametrize("address", ["10.0.1.23", "fd00::17", "worker-3.example.com"])
+@pytest.mark.parametrize("address", ["10.0.1.23", "fd00::17"])
 def test_good_settings_pass(address: str) -> None:
     spec = WorkerSpec("worker-3", address, ("default", "heavy.io"), 16, "ubuntu")
     spec.validate()
@@ -197,7 +231,6 @@ def test_drain_timeout_returns_what_still_runs_and_resume_undoes_the_cancel() ->
     ("argv", "message"),
     [
         (["worker-3"], "--address is needed for 'worker-3'"),
-        (["worker-3", "--address", "10.0.0.3", "--timeout", "0"], "--timeout must be positive"),
         (["Worker-3", "--address", "10.0.0.3"], "invalid worker name"),
     ],
 )
@@ -232,3 +265,65 @@ def test_remove_refuses_the_last_worker(lab_inventory: Path) -> None:
 def test_queues_option_splits_on_commas() -> None:
     args = worker_cli.add_parser().parse_args(["w-1", "--queues", "default, heavy"])
     assert args.queues == ("default", "heavy")
+
+
+def test_the_lab_default_address_passes_the_address_check(lab_inventory: Path) -> None:
+    address = members.default_address(lab_inventory, "airflow_worker", "worker-3")
+    assert address == "172.30.89.103"
+    WorkerSpec("worker-3", address).validate()
+
+
+@pytest.mark.usefixtures("nothing_runs")
+@pytest.mark.parametrize("address", ["db.example.com", "worker-3", "fd00::17%eth0"])
+def test_add_refuses_a_name_for_address_and_changes_nothing(
+    lab_inventory: Path, address: str
+) -> None:
+    hosts = lab_inventory / "hosts.yml"
+    before = hosts.read_bytes()
+    with pytest.raises(Failure, match=address_refused(address)) as caught:
+        worker_cli.add_main(["worker-3", "--address", address, "-i", str(lab_inventory)])
+    assert caught.value.exit_code == Exit.INVALID
+    assert hosts.read_bytes() == before
+
+
+@pytest.mark.usefixtures("nothing_runs")
+def test_add_takes_an_ipv6_address(lab_inventory: Path) -> None:
+    """Past the checks (to the cluster, which the fixture stands in for)."""
+    with pytest.raises(Reached):
+        worker_cli.add_main(["worker-3", "--address", "fd00::103", "-i", str(lab_inventory)])
+
+
+TIMEOUTS = ["nan", "NaN", "inf", "-inf", "0", "-5", "0e0", "soon", ""]
+
+
+@pytest.mark.usefixtures("nothing_runs")
+@pytest.mark.parametrize("timeout", TIMEOUTS)
+@pytest.mark.parametrize(
+    ("main", "argv"),
+    [
+        (worker_cli.add_main, ["worker-3", "--address", "10.0.0.3"]),
+        (worker_cli.remove_main, ["worker-1"]),
+    ],
+    ids=["add", "remove"],
+)
+def test_timeout_must_be_a_finite_positive_number(
+    main: Callable[[list[str]], int],
+    argv: list[str],
+    timeout: str,
+    lab_inventory: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    hosts = lab_inventory / "hosts.yml"
+    before = hosts.read_bytes()
+    with pytest.raises(SystemExit) as caught:  # argparse's error: usage, message, exit 2
+        main([*argv, "-i", str(lab_inventory), f"--timeout={timeout}"])
+    assert caught.value.code == Exit.INVALID
+    message = f"argument --timeout: must be a positive number of seconds, not {timeout}\n"
+    assert capsys.readouterr().err.endswith(message)
+    assert hosts.read_bytes() == before
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("0.5", 0.5), ("1e3", 1000.0), ("7200", 7200.0)])
+def test_timeout_takes_any_positive_number(text: str, seconds: float) -> None:
+    assert worker_cli.remove_parser().parse_args(["w-1", "--timeout", text]).timeout == seconds
+    assert worker_cli.add_parser().parse_args(["w-1", "--timeout", text]).timeout == seconds
