@@ -2,7 +2,8 @@
 repository on backup-1 holds an encrypted full backup and the archived WAL, and a restore
 drill brings Airflow's database back to a point in time onto the scratch host with
 `playbooks/restore.yml`, as an operator runs it; the same playbook refuses a member of the
-cluster.
+cluster. The second repository, in the lab's S3 (aws-1 over HTTPS), holds its own encrypted
+full backup and the WAL, and restores the database alone.
 
 These tests run after the fault tests (conftest.py's order): the primary has failed over
 and the Redis master moved by then, so `pgbackrest check` shows that archiving followed
@@ -81,6 +82,22 @@ def aws(lab: LabSpec) -> LabAws:
     return LabAws.load(lab)
 
 
+def archive_now(repository: Host) -> None:
+    """`pgbackrest check`: switch the primary's WAL and wait until every repository has it."""
+    checked = pgbackrest(repository, "check")
+    assert checked.rc == 0, checked.stderr or checked.stdout
+
+
+def restore(**extravars: object) -> float:
+    """playbooks/restore.yml onto the scratch host, as an operator runs it; seconds taken."""
+    started = time.monotonic()
+    runner.run_playbook(
+        LAB_INVENTORY, "playbooks/restore.yml", quiet=True,
+        extravars={"restore_host": SCRATCH, **extravars},
+    )  # fmt: skip
+    return time.monotonic() - started
+
+
 def restored_keys(scratch: Host, prefix: str) -> set[str]:
     query = f"select key from variable where key like '{prefix}%'"  # noqa: S608 -- our uuid
     with scratch.sudo("postgres"):
@@ -109,9 +126,8 @@ def test_the_repository_holds_an_encrypted_full_backup_and_the_archived_wal(
     with repository.sudo():
         plain = repository.run("grep -rl %s /var/lib/pgbackrest/backup", STANZA)
     assert plain.rc == 1, f"plain text in the repository: {plain.stdout}"
-    # A WAL segment switched on the (new) primary reaches the repository (within 60 s).
-    checked = pgbackrest(repository, "check")
-    assert checked.rc == 0, checked.stderr or checked.stdout
+    # A WAL segment switched on the (new) primary reaches the repositories (within 60 s).
+    archive_now(repository)
     assert stanza_info(repository)["archive"][-1]["max"]
 
 
@@ -189,18 +205,11 @@ def test_point_in_time_restore_of_the_airflow_database(
         api.request("POST", "/api/v2/variables", json={"key": after, "value": "not restored"})
         # `check` switches the primary's WAL and waits until it is archived: the commit of
         # the second variable, which ends the replay at the target, is in the archive.
-        checked = pgbackrest(repository, "check")
-        assert checked.rc == 0, checked.stderr or checked.stdout
+        archive_now(repository)
         # Measured here, not used: the restore to the target takes the latest backup that
         # ended before it, the deploy's.
         backup_seconds = full_backup(repository)
-
-        started = time.monotonic()
-        runner.run_playbook(
-            LAB_INVENTORY, "playbooks/restore.yml", quiet=True,
-            extravars={"restore_host": SCRATCH, "restore_target": target},
-        )  # fmt: skip
-        restore_seconds = time.monotonic() - started
+        restore_seconds = restore(restore_target=target)
         assert restored_keys(scratch, prefix) == {before}, f"target {target}"
     finally:
         forget(api, before)
@@ -222,14 +231,8 @@ def test_restore_from_the_s3_copy(lab: LabSpec, repository: Host, api: AirflowAP
     scratch = lab_host(lab, SCRATCH)
     try:
         api.request("POST", "/api/v2/variables", json={"key": key, "value": "from s3"})
-        checked = pgbackrest(repository, "check")  # that commit's WAL is in both repositories
-        assert checked.rc == 0, checked.stderr or checked.stdout
-        started = time.monotonic()
-        runner.run_playbook(
-            LAB_INVENTORY, "playbooks/restore.yml", quiet=True,
-            extravars={"restore_host": SCRATCH, "restore_repo": S3_REPO},
-        )  # fmt: skip
-        restore_seconds = time.monotonic() - started
+        archive_now(repository)  # that commit's WAL is in both repositories
+        restore_seconds = restore(restore_repo=S3_REPO)
         assert restored_keys(scratch, key) == {key}
     finally:
         forget(api, key)
