@@ -183,6 +183,27 @@ def test_the_s3_backups_are_scheduled(repository: Host) -> None:
         assert timer.is_enabled and timer.is_running, kind
 
 
+def test_a_backup_into_s3_waits_for_one_into_the_repository_host(repository: Host) -> None:
+    """The stanza has one backup lock: started while a backup into repo1 runs, the one into
+    repo2 waits for it (its unit is ordered after repo1's) instead of failing on the lock."""
+    before = {backup["label"] for backup in stanza_info(repository)["backup"]}
+    first, second = "pgbackrest-backup@incr.service", "pgbackrest-backup-s3@incr.service"
+    with repository.sudo():
+        started = repository.run("systemctl start --no-block %s", first)
+        assert started.rc == 0, started.stderr
+        # --no-block returns once the job is queued; the second start queues behind it.
+        result = repository.run("systemctl start %s", second)
+        assert result.rc == 0, repository.run("journalctl -u %s -n 20 --no-pager", second).stdout
+    new = {
+        backup["database"]["repo-key"]: backup
+        for backup in stanza_info(repository)["backup"]
+        if backup["label"] not in before and backup["type"] == "incr"
+    }
+    assert sorted(new) == [1, S3_REPO], new
+    # repo2's backup started only once repo1's had ended (pgBackRest's own timestamps).
+    assert new[S3_REPO]["timestamp"]["start"] >= new[1]["timestamp"]["stop"], new
+
+
 def forget(api: AirflowAPI, key: str) -> None:
     try:
         api.request("DELETE", f"/api/v2/variables/{key}")
