@@ -53,8 +53,11 @@ SECRET_PLACEHOLDER = re.compile(r"(?i)changeme|placeholder|secret|password")
 # scripts/init_secrets.py generates them. More, generated only for some inventories
 # (the DAG deploy key, the lab's AWS emulator), are listed in scripts/clusterops/secrets.py.
 VAULT_SECRETS: dict[str, str] = {
-    "vault_postgresql_airflow_password": "PostgreSQL password of the airflow role",
-    "vault_redis_airflow_password": "Redis ACL password of the airflow user",
+    "vault_postgresql_airflow_password": "PostgreSQL role airflow (masters; owns the database)",
+    "vault_redis_airflow_password": "Redis ACL password of the airflow user (masters)",
+    "vault_postgresql_airflow_worker_password": "PostgreSQL role airflow_worker (workers)",
+    "vault_redis_airflow_worker_password": "Redis ACL user airflow-worker (workers)",
+    "vault_redis_admin_password": "Redis ACL user admin (Ansible, operators: every command)",
     "vault_airflow_fernet_key": "[core] fernet_key: encrypts connections and variables",
     "vault_airflow_api_secret_key": "[api] secret_key: signs log-server requests",
     "vault_airflow_jwt_secret": "[api_auth] jwt_secret: signs task and UI tokens",

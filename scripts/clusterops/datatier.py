@@ -88,11 +88,12 @@ def sentinel_master(addresses: Iterable[str], password: str) -> str | None:
 
 
 def redis_replication(address: str, password: str) -> dict[str, Any] | None:
-    """INFO replication of the Redis at `address`, as Airflow's user; None if it is down."""
+    """INFO replication of the Redis at `address`, as Redis's administrator (`password`);
+    None if it is down."""
     client = redis.Redis(
         host=address,
         port=LAYOUT.redis_port,
-        username=LAYOUT.redis_user,
+        username=LAYOUT.redis_admin_user,
         password=password,
         socket_timeout=TIMEOUT,
         socket_connect_timeout=TIMEOUT,

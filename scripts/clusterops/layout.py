@@ -53,6 +53,7 @@ class Layout:
     sentinel_port: int
     redis_master_name: str
     redis_user: str
+    redis_admin_user: str  # every command: INFO, CONFIG, ACL (Airflow's users have none of them)
     admin_user: str
     flower_user: str
 
@@ -98,6 +99,7 @@ class Layout:
             sentinel_port=int(common["airflow_redis_sentinel_port"]),
             redis_master_name=str(common["airflow_redis_master_name"]),
             redis_user=str(common["airflow_redis_user"]),
+            redis_admin_user=str(role_defaults("redis")["redis_admin_user"]),
             admin_user=str(master["airflow_master_admin_user"]),
             flower_user=str(master["airflow_master_flower_user"]),
         )

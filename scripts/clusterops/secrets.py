@@ -73,6 +73,9 @@ class Secret:
     plain: bool = True
     # Why --rotate must not replace it, when it must not (the old value is still needed).
     not_rotatable: str = ""
+    # Where --rotate keeps the old value while the cluster still needs it (the Fernet key
+    # decrypts until everything is re-encrypted); --drop-retired forgets it.
+    retired_as: str = ""
 
 
 # How each secret every inventory needs (rules.VAULT_SECRETS: names, purposes, and the rule
@@ -80,6 +83,9 @@ class Secret:
 _GENERATORS: dict[str, Callable[[], str]] = {
     "vault_postgresql_airflow_password": _random(32),
     "vault_redis_airflow_password": _random(32),
+    "vault_postgresql_airflow_worker_password": _random(32),
+    "vault_redis_airflow_worker_password": _random(32),
+    "vault_redis_admin_password": _random(32),
     "vault_airflow_fernet_key": _fernet_key,
     "vault_airflow_api_secret_key": _random(48),
     "vault_airflow_jwt_secret": _random(64),
@@ -96,8 +102,15 @@ _GENERATORS: dict[str, Callable[[], str]] = {
     "vault_redis_sentinel_password": _random(32),
 }
 
+# The Fernet key's predecessor decrypts until playbooks/rotate_fernet_key.yml has
+# re-encrypted every connection, variable and trigger with the new key.
+_RETIRED_AS = {"vault_airflow_fernet_key": "vault_airflow_fernet_key_retired"}
+
 SECRETS: tuple[Secret, ...] = (
-    *(Secret(name, purpose, _GENERATORS[name]) for name, purpose in rules.VAULT_SECRETS.items()),
+    *(
+        Secret(name, purpose, _GENERATORS[name], retired_as=_RETIRED_AS.get(name, ""))
+        for name, purpose in rules.VAULT_SECRETS.items()
+    ),
     Secret(
         "vault_airflow_dags_ssh_key",
         "SSH deploy key (private) the hosts fetch the DAG repository with",
@@ -249,6 +262,15 @@ def complete(
     values = dict(current)
     changed = []
     for secret in wanted:
+        if secret.name in rotate and secret.retired_as and current.get(secret.name):
+            if current.get(secret.retired_as):
+                raise Failure(
+                    f"{secret.name}: a rotation is still under way ({secret.retired_as} is "
+                    "set): finish it first (docs/operations.md, rotate the Fernet key)",
+                    2,
+                )
+            values[secret.retired_as] = current[secret.name]
+            changed.append(secret.retired_as)
         if secret.name in rotate or not values.get(secret.name):
             values[secret.name] = secret.generate()
             changed.append(secret.name)
@@ -258,6 +280,12 @@ def complete(
             values[name] = derived
             changed.append(name)
     return values, changed
+
+
+def drop_retired(current: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The values without the retired ones a finished rotation no longer needs, and their names."""
+    retired = [s.retired_as for s in SECRETS if s.retired_as and s.retired_as in current]
+    return {k: v for k, v in current.items() if k not in retired}, retired
 
 
 def read_password(path: Path) -> bytes:

@@ -42,9 +42,14 @@ examples:
   scripts/init_secrets.py -i inventories/prod --vault-password-file ~/.airflow-prod-vault
   scripts/init_secrets.py --rotate vault_airflow_admin_password   then: ansible-playbook site.yml
   scripts/init_secrets.py --show vault_airflow_admin_password
+  scripts/init_secrets.py --rotate vault_airflow_fernet_key
+      keeps the old key as vault_airflow_fernet_key_retired; then
+      ansible-playbook playbooks/rotate_fernet_key.yml   (re-encrypts with the new key)
+      scripts/init_secrets.py --drop-retired
+      ansible-playbook playbooks/master.yml               (the new key alone)
 
-Rotating a secret changes it in the vault only; the next site.yml deploys it. See
-docs/operations.md for the secrets that need more than that (the Fernet key).
+Rotating a secret changes it in the vault only; the next site.yml deploys it. The Fernet
+key needs the steps above: docs/operations.md, "Rotate the Fernet key".
 
 exit codes: 0 ok, 1 failure, 2 bad input (wrong vault password, unknown secret, bad file)
 """
@@ -61,6 +66,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--rotate", nargs="+", default=(), metavar="NAME", help="generate these anew"
+    )
+    parser.add_argument(
+        "--drop-retired",
+        action="store_true",
+        help="forget the old Fernet key once playbooks/rotate_fernet_key.yml re-encrypted all",
     )
     parser.add_argument("--show", metavar="NAME", help="print one secret's value and exit")
     return parser.parse_args(argv)
@@ -86,6 +96,17 @@ def main(argv: list[str] | None = None) -> int:
                 f"{args.show} is not in {vault.path}; known: {', '.join(sorted(current))}", 2
             )
         print(current[args.show])
+        return 0
+    if args.drop_retired:
+        if args.rotate:
+            raise Failure("--drop-retired and --rotate: one at a time", 2)
+        kept, dropped = secrets.drop_retired(current)
+        if dropped:
+            vault.write(kept)
+        for name in dropped:
+            info(f"{vault.path}: dropped {name}")
+        if not dropped:
+            info(f"{vault.path}: no retired secret, nothing changed")
         return 0
     wanted = secrets.secrets_for(Inventory(args.inventory / "hosts.yml").groups())
     values, changed = secrets.complete(current, tuple(args.rotate), wanted)

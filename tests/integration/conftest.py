@@ -43,6 +43,7 @@ def lab() -> LabSpec:
 # backups' tests, whose restore replays the WAL across the failovers; then a re-run of
 # site.yml checks that what the faults left changes nothing.
 FAULT_MODULES = (
+    "test_fernet_rotation",
     "test_rolling_restart",
     "test_chaos_workers",
     "test_chaos_masters",

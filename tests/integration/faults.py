@@ -128,7 +128,9 @@ def network_cut(lab: LabSpec, name: str) -> AbstractContextManager[float]:
     return _broken(lab, name, ("Cutting off", "Plugging back in"), hosts.cut_off, hosts.reconnect)
 
 
-def separate_leaders(lab: LabSpec, sentinel_password: str, redis_password: str) -> tuple[str, str]:
+def separate_leaders(
+    lab: LabSpec, sentinel_password: str, redis_admin_password: str
+) -> tuple[str, str]:
     """Make the Redis master and the PostgreSQL primary live on different hosts (the lab
     puts both tiers on the same three), so that losing one's host tests one failover;
     returns (the primary's host, the master's host). Moves the Redis master when needed,
@@ -148,7 +150,7 @@ def separate_leaders(lab: LabSpec, sentinel_password: str, redis_password: str) 
             found = datatier.sentinel_master(names, sentinel_password)
             if found is None or found == master:
                 return None
-            info_ = datatier.redis_replication(found, redis_password) or {}
+            info_ = datatier.redis_replication(found, redis_admin_password) or {}
             replicas = int(info_.get("connected_slaves", 0))
             return found if replicas == len(names) - 1 else None
 

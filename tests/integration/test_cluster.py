@@ -149,10 +149,11 @@ def test_config_holds_no_secret(lab: LabSpec, master: str) -> None:
     assert leaked == []
 
 
-def test_every_host_shares_the_same_secrets(lab: LabSpec) -> None:
+@pytest.mark.parametrize("tier", ["airflow_master", "airflow_worker"])
+def test_the_hosts_of_a_tier_share_the_same_secrets(lab: LabSpec, tier: str) -> None:
     digests = {
         name: lab_host(lab, name).run(f"sudo sha256sum {LAYOUT.env_file}").stdout.split()[0]
-        for name in lab.group("airflow")
+        for name in lab.group(tier)
     }
     assert len(set(digests.values())) == 1, digests
 

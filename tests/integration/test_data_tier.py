@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pytest
@@ -43,7 +43,7 @@ TIMEOUT = 5.0
 @dataclass(frozen=True)
 class Login:
     user: str | None = None
-    password: str = ""
+    password: str = field(default="", repr=False)  # never in a failure's report
 
 
 NOBODY = Login()
@@ -158,12 +158,12 @@ def test_the_sentinels_agree_on_the_master_with_the_roles_settings(
 def test_every_redis_has_the_same_users_each_with_only_its_rights(
     brokers: list[str], vault: dict[str, str]
 ) -> None:
-    airflow = Login(LAYOUT.redis_user, vault["vault_redis_airflow_password"])
+    admin = Login(str(REDIS["redis_admin_user"]), vault["vault_redis_admin_password"])
     replica = Login(str(REDIS["redis_replication_user"]), vault["vault_redis_replication_password"])
     sentinel = Login(str(REDIS["redis_sentinel_user"]), vault["vault_redis_sentinel_password"])
     users = []
     for address in brokers:
-        with client(address, login=airflow) as connection:
+        with client(address, login=admin) as connection:
             # ACL LIST: one line per user; Redis lists a user's commands in no fixed order.
             lines = [line.split() for line in cast("list[str]", connection.acl_list())]
             users.append({words[1]: frozenset(words[2:]) for words in lines})
@@ -174,9 +174,76 @@ def test_every_redis_has_the_same_users_each_with_only_its_rights(
         with client(address, login=sentinel) as connection:
             assert "role" in connection.info("replication"), address
     assert all(u == users[0] for u in users), "the users or their rules differ between hosts"
-    assert set(users[0]) == {"default", LAYOUT.redis_user, replica.user, sentinel.user}
+    assert set(users[0]) == {
+        "default", admin.user, *AIRFLOW_USERS, replica.user, sentinel.user,
+    }  # fmt: skip
     assert "off" in users[0]["default"]
     assert users[0][str(replica.user)] >= {"+psync", "+replconf", "+ping", "-@all"}
+
+
+# What Celery's transport sends, and what a task must not (@admin, @dangerous).
+KOMBU_COMMANDS = [
+    ["BRPOP", "q", "1"], ["LPUSH", "q", "m"], ["EVALSHA", "0" * 40, "0"], ["PUBLISH", "c", "m"],
+    ["SADD", "s", "m"], ["ZADD", "z", "1", "m"], ["HSET", "h", "f", "v"], ["MULTI"],
+]  # fmt: skip
+FORBIDDEN = [
+    ["FLUSHALL"], ["FLUSHDB"], ["CONFIG", "SET", "maxmemory", "1"], ["REPLICAOF", "NO", "ONE"],
+    ["SHUTDOWN"], ["KEYS", "*"], ["INFO"], ["CLIENT", "KILL", "ID", "1"], ["CLIENT", "LIST"],
+    ["ACL", "SETUSER", "x"], ["DEBUG", "SLEEP", "0"], ["MONITOR"], ["SCRIPT", "FLUSH"],
+]  # fmt: skip
+WORKER_USER = str(role_defaults("cluster_defaults")["airflow_redis_worker_user"])
+AIRFLOW_USERS = (LAYOUT.redis_user, WORKER_USER)
+
+
+@pytest.mark.parametrize("user", AIRFLOW_USERS)
+def test_airflow_users_may_use_the_broker_and_nothing_of_admin_or_dangerous(
+    brokers: list[str], vault: dict[str, str], user: str
+) -> None:
+    admin = Login(str(REDIS["redis_admin_user"]), vault["vault_redis_admin_password"])
+    with client(brokers[0], login=admin) as connection:
+        # ACL DRYRUN: whether the user's rights allow the command, without running it.
+        def allowed(command: list[str]) -> bool:
+            answer = connection.execute_command("ACL", "DRYRUN", user, *command)  # type: ignore[no-untyped-call]
+            return cast("str", answer) == "OK"
+
+        assert [c for c in KOMBU_COMMANDS if not allowed(c)] == []
+        assert [c for c in FORBIDDEN if allowed(c)] == []
+    # And for real, with the workers' password: Redis refuses FLUSHALL.
+    worker = Login(WORKER_USER, vault["vault_redis_airflow_worker_password"])
+    master = datatier.sentinel_master(brokers, vault["vault_redis_sentinel_password"])
+    assert master is not None
+    assert refusal(master, lambda c: c.flushall(), worker) is NoPermissionError
+
+
+def test_a_transaction_outlives_a_redis_restart(
+    lab: LabSpec, brokers: list[str], vault: dict[str, str]
+) -> None:
+    """Redis replays its append-only file as the default user and checks MULTI/EXEC against
+    that user's rights (redis/redis#14541): the default user is off but keeps them."""
+    admin = Login(str(REDIS["redis_admin_user"]), vault["vault_redis_admin_password"])
+    master = datatier.sentinel_master(brokers, vault["vault_redis_sentinel_password"])
+    assert master is not None
+    replica = next(address for address in brokers if address != master)
+    key = f"probe:transaction:{uuid.uuid4()}"
+    with client(master, login=admin) as connection:
+        transaction = connection.pipeline(transaction=True)
+        transaction.sadd(key, "m")
+        transaction.expire(key, 600)
+        transaction.execute()
+    with client(replica, login=admin) as connection:
+        wait_for(f"{key} on {replica}", lambda: connection.exists(key), timeout=30)
+    name = next(host.name for host in lab.hosts if host.address == replica)
+    lab_host(lab, name).run_expect([0], "sudo systemctl restart redis-server")
+    with client(replica, login=admin) as connection:
+
+        def loaded() -> bool:
+            try:
+                return bool(connection.info("persistence")["loading"] == 0)
+            except RedisError:
+                return False
+
+        wait_for(f"Redis on {replica} to load its data", loaded, timeout=60)
+        assert connection.exists(key) == 1
 
 
 def test_replicas_refuse_writes(brokers: list[str], vault: dict[str, str]) -> None:

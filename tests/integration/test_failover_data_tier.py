@@ -65,7 +65,7 @@ def test_one_leader_and_streaming_replicas(members: dict[str, str]) -> None:
 def test_one_master_and_connected_replicas(brokers: dict[str, str], vault: dict[str, str]) -> None:
     master = datatier.sentinel_master(brokers, vault["vault_redis_sentinel_password"])
     assert master in brokers
-    info = datatier.redis_replication(master, vault["vault_redis_airflow_password"]) or {}
+    info = datatier.redis_replication(master, vault["vault_redis_admin_password"]) or {}
     assert info.get("role") == "master"
     assert info.get("connected_slaves") == len(brokers) - 1
 
@@ -74,7 +74,7 @@ def test_primary_host_lost_under_load(
     lab: LabSpec, members: dict[str, str], api: AirflowAPI, vault: dict[str, str]
 ) -> None:
     separate_leaders(
-        lab, vault["vault_redis_sentinel_password"], vault["vault_redis_airflow_password"]
+        lab, vault["vault_redis_sentinel_password"], vault["vault_redis_admin_password"]
     )
     old = datatier.leader(members.values())
     assert old is not None
@@ -129,7 +129,7 @@ def test_master_host_lost_under_load(
     lab: LabSpec, brokers: dict[str, str], vault: dict[str, str], api: AirflowAPI, flower: Flower
 ) -> None:
     sentinel_password = vault["vault_redis_sentinel_password"]
-    separate_leaders(lab, sentinel_password, vault["vault_redis_airflow_password"])
+    separate_leaders(lab, sentinel_password, vault["vault_redis_admin_password"])
     old = datatier.sentinel_master(brokers, sentinel_password)
     assert old is not None
     survivors = [address for address in brokers if address != old]
@@ -174,7 +174,7 @@ def test_master_host_lost_under_load(
     assert smoke_state == "success"
 
     def rejoined() -> dict[str, object] | None:
-        info = datatier.redis_replication(old, vault["vault_redis_airflow_password"]) or {}
+        info = datatier.redis_replication(old, vault["vault_redis_admin_password"]) or {}
         linked = info.get("role") == "slave" and info.get("master_link_status") == "up"
         return info if linked and info.get("master_host") == new else None
 

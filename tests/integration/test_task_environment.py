@@ -1,4 +1,6 @@
 """A worker's tasks find `python` and `airflow`: a virtualenv task and `airflow version` run.
+And with the worker's own credentials a task can use the broker, but not empty or
+reconfigure it, nor read the metadata database.
 
 The Airflow units put the cluster virtualenv's bin first on PATH. Without it,
 PythonVirtualenvOperator fails with FileNotFoundError: 'python', and a BashOperator cannot
@@ -26,7 +28,11 @@ def test_a_virtualenv_task_and_the_airflow_command_run_on_a_worker(api: AirflowA
     logs = {task_id: api.task_log(ti) for task_id, ti in instances.items()}
     states = {task_id: ti["state"] for task_id, ti in instances.items()}
     assert run["state"] == "success", (states, logs)
-    assert states == {"in_a_virtualenv": "success", "airflow_cli": "success"}
+    assert states == {
+        "in_a_virtualenv": "success",
+        "airflow_cli": "success",
+        "what_a_task_may_do": "success",
+    }
     # The virtualenv task ran in a new virtualenv (a temporary folder), not the cluster's.
     returned = logs["in_a_virtualenv"].split("Returned value was:")[-1]
     assert "Returned value was:" in logs["in_a_virtualenv"]
@@ -37,3 +43,17 @@ def test_a_virtualenv_task_and_the_airflow_command_run_on_a_worker(api: AirflowA
     assert str(LAYOUT.airflow) in logs["airflow_cli"]
     assert release.load().version in logs["airflow_cli"].split("airflow version")[-1]
     assert all(ti["hostname"].startswith("worker-") for ti in instances.values())
+
+    tried = api.request(
+        "GET",
+        f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/what_a_task_may_do"
+        "/xcomEntries/return_value",
+    )["value"]
+    refused = "NoPermissionError: this user has no permissions to run the"
+    assert tried["fernet_key"] == tried["jwt_secret"] == "absent", tried
+    assert tried["broker_ping"] == "done", tried
+    for command in ("flushall", "config_set", "replicaof"):
+        assert tried[f"broker_{command}"].startswith(refused), tried
+    for table in ("connections", "variables"):
+        assert "permission denied for table" in tried[f"read_{table}"], tried
+    assert tried["read_results"] == "done", tried

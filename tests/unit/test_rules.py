@@ -396,23 +396,27 @@ def ansible_adhoc(tmp_path: Path, host: str, module: str, args: object, *extra: 
 
 
 def test_pg_hba_lines_of_the_airflow_hosts(tmp_path: Path) -> None:
-    """roles/postgresql's pg_hba.conf, rendered by Ansible: IPv4 lines as they always were."""
+    """roles/postgresql's pg_hba.conf, rendered by Ansible: IPv4 lines as they always were, and
+    the workers' role from the workers' addresses."""
     variables = {
         "postgresql_replication_user": "replicator",
         "postgresql_members": ["10.0.0.12", "10.0.0.11"],
         "postgresql_client_addresses": ["10.0.1.31", "fd00::17", "10.0.1.101", "10.0.1.31"],
+        "postgresql_worker_client_addresses": ["10.0.1.102"],
         "postgresql_airflow_database": "airflow",
         "postgresql_airflow_user": "airflow",
+        "postgresql_airflow_worker_user": "airflow_worker",
     }
     output = ansible_adhoc(
         tmp_path, "localhost", "ansible.builtin.debug", {"msg": "{{ __postgresql_pg_hba }}"},
         "-e", f"@{PROJECT_ROOT / 'roles/postgresql/vars/main.yml'}", "-e", json.dumps(variables),
     )  # fmt: skip
     lines = json.loads(output[output.index("{") :])["msg"]
-    assert lines[-3:] == [
+    assert lines[-4:] == [
         "host airflow airflow 10.0.1.101/32 scram-sha-256",
         "host airflow airflow 10.0.1.31/32 scram-sha-256",
         "host airflow airflow fd00::17/128 scram-sha-256",
+        "host airflow airflow_worker 10.0.1.102/32 scram-sha-256",
     ]
     assert "host replication replicator 10.0.0.11/32 scram-sha-256" in lines
 

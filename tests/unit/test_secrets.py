@@ -69,6 +69,23 @@ def test_rotate_replaces_only_the_named_secret() -> None:
     assert values["vault_airflow_jwt_secret"] == current["vault_airflow_jwt_secret"]
 
 
+def test_rotating_the_fernet_key_keeps_the_old_one_until_dropped() -> None:
+    current, _ = secrets.complete({})
+    old = current["vault_airflow_fernet_key"]
+    values, changed = secrets.complete(current, ("vault_airflow_fernet_key",))
+    assert changed == ["vault_airflow_fernet_key_retired", "vault_airflow_fernet_key"]
+    assert values["vault_airflow_fernet_key_retired"] == old
+    assert values["vault_airflow_fernet_key"] != old
+    # A second rotation before the first is finished would lose the key still in use.
+    with pytest.raises(Failure, match="a rotation is still under way"):
+        secrets.complete(values, ("vault_airflow_fernet_key",))
+    kept, dropped = secrets.drop_retired(values)
+    assert dropped == ["vault_airflow_fernet_key_retired"]
+    assert "vault_airflow_fernet_key_retired" not in kept
+    assert kept["vault_airflow_fernet_key"] == values["vault_airflow_fernet_key"]
+    assert secrets.drop_retired(kept) == (kept, [])
+
+
 def test_rotating_an_unknown_name_is_refused() -> None:
     with pytest.raises(Failure, match="unknown secret"):
         secrets.complete({}, ("vault_nope",))
