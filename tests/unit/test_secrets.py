@@ -127,6 +127,29 @@ def test_cli_creates_then_leaves_the_vault_alone(lab_inventory: Path, tmp_path: 
     assert vault.read_bytes() == first
 
 
+def test_cli_rotates_the_fernet_key_then_drops_the_old_one(
+    lab_inventory: Path, tmp_path: Path
+) -> None:
+    password = tmp_path / "pw"
+    password.write_text("correct horse\n")
+    args = ["-i", str(lab_inventory), "--vault-password-file", str(password)]
+    assert main(args) == 0
+    vault = secrets.Vault(secrets.vault_file(lab_inventory), b"correct horse")
+    old = vault.read()["vault_airflow_fernet_key"]
+    assert main([*args, "--rotate", "vault_airflow_fernet_key"]) == 0
+    assert vault.read()["vault_airflow_fernet_key_retired"] == old
+    before = secrets.vault_file(lab_inventory).read_bytes()
+    with pytest.raises(Failure, match="a rotation is still under way"):
+        main([*args, "--rotate", "vault_airflow_fernet_key"])
+    with pytest.raises(Failure, match="one at a time"):
+        main([*args, "--drop-retired", "--rotate", "vault_airflow_jwt_secret"])
+    assert secrets.vault_file(lab_inventory).read_bytes() == before  # refused: untouched
+    assert main([*args, "--drop-retired"]) == 0
+    values = vault.read()
+    assert "vault_airflow_fernet_key_retired" not in values
+    assert values["vault_airflow_fernet_key"] != old
+
+
 def test_cli_needs_a_password_for_other_inventories(lab_inventory: Path) -> None:
     with pytest.raises(Failure, match="give --vault-password-file"):
         main(["-i", str(lab_inventory)])
