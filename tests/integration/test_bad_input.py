@@ -185,3 +185,13 @@ def test_worker_operations_name_a_host_missing_from_the_inventory(
         inventory, "-e", "worker=worker-9", playbook=f"playbooks/{operation}_worker.yml"
     )
     assert_stopped_unchanged(rc, output, rf"name the worker to {operation} .*\(got worker-9\)")
+
+
+def test_a_fernet_rotation_that_was_not_started_is_refused() -> None:
+    """playbooks/rotate_fernet_key.yml without a retired key in the vault re-encrypts nothing
+    and names the step that starts a rotation."""
+    rc, output = site(LAB_INVENTORY, playbook="playbooks/rotate_fernet_key.yml")
+    assert_stopped_unchanged(
+        rc, output, r"no vault_airflow_fernet_key_retired, so there is\s+nothing to re-encrypt"
+    )
+    assert re.search(r"--rotate vault_airflow_fernet_key", output), output[-3000:]
